@@ -1,0 +1,254 @@
+"""`studio` on the command line: thin over `studio.core`, same results as the window.
+
+`studio` alone opens the window; `scan`, `train`, `predict` and `runs` work
+headless. Every failure ends as one readable line on stderr and a non-zero
+exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
+
+
+def _architectures() -> list[str]:
+    from studio.core.models import list_architectures
+
+    return list_architectures()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Classification Studio: train image classifiers "
+                                     "from folders of labelled images. Without a command, opens the window.")
+    parser.add_argument("folder", nargs="?", help="open the window with this image folder loaded")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("scan", help="check a class-per-folder image tree and count its classes")
+    p.add_argument("data", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("train", help="train a model on a class-per-folder image tree")
+    p.add_argument("--data", metavar="DIR", help="image folder: one sub-folder per class")
+    p.add_argument("--config", metavar="RUN_JSON", help="start from a saved config.json; other options override it")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--project", metavar="DIR", help="project folder for runs and the database")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--arch", choices=_architectures())
+    p.add_argument("--pretrained", metavar="imagenet|none|PATH")
+    p.add_argument("--mode", choices=TRANSFER_MODES)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--blocks", type=int, help="custom CNN: number of conv blocks")
+    p.add_argument("--width", type=int, help="custom CNN: channels of the first block")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--kernel-size", type=int)
+    p.add_argument("--augment", choices=AUGMENT_PRESETS, metavar="PRESET", help=f"one of {', '.join(AUGMENT_PRESETS)}")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--warmup", type=float, metavar="EPOCHS")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--imbalance", choices=IMBALANCE)
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE")
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--val", type=float, metavar="FRACTION", help="share of images for validation (default 0.2)")
+    p.add_argument("--test", type=float, metavar="FRACTION", help="share of images held out for a final test")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("predict", help="classify images with a trained model")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_or_DIR")
+    p.add_argument("--model", required=True, metavar="RUN_DIR_or_CHECKPOINT")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--csv", metavar="OUT")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("runs", help="list the project's runs, or the images of one run's split")
+    p.add_argument("--project", metavar="DIR")
+    p.add_argument("--images", metavar="RUN", help="list the images a run used (id or folder name)")
+    p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+class CliError(Exception):
+    pass
+
+
+def _config_from_args(args: argparse.Namespace):
+    from studio.core.config import AugmentConfig, RunConfig
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    if args.data:
+        cfg.data.root = str(Path(args.data).expanduser().resolve())
+    if not cfg.data.root:
+        raise CliError("--data: give the image folder (one sub-folder per class)")
+    if args.augment:
+        cfg.augment = AugmentConfig.from_preset(args.augment)
+    mapping = {
+        "arch": ("model", "arch"), "pretrained": ("model", "pretrained"), "mode": ("model", "mode"),
+        "image_size": ("model", "image_size"), "blocks": ("model", "blocks"), "width": ("model", "width"),
+        "dropout": ("model", "dropout"), "kernel_size": ("model", "kernel_size"), "epochs": ("train", "epochs"),
+        "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "optimizer": ("train", "optimizer"),
+        "weight_decay": ("train", "weight_decay"), "schedule": ("train", "schedule"),
+        "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
+        "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
+        "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
+        "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
+    }
+    for arg, (section, key) in mapping.items():
+        value = getattr(args, arg)
+        if value is not None:
+            setattr(getattr(cfg, section), key, value)
+    if args.pretrained and args.pretrained not in ("none", "imagenet"):
+        cfg.model.pretrained = str(Path(args.pretrained).expanduser().resolve())
+    if args.arch and args.image_size is None and not args.config:
+        from studio.core.models import architecture_info
+
+        cfg.model.image_size = architecture_info(args.arch).default_image_size
+    if args.pretrained and args.pretrained != "none" and args.mode is None and not args.config:
+        cfg.model.mode = "two-stage"  # a sensible default for transfer learning
+    if args.name:
+        cfg.name = args.name
+    return cfg.validate()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from studio.core.dataset import scan
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\rchecking images {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    report = scan(args.data, progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
+    return 0 if report.usable else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from studio.cli_console import ConsoleCallback
+    from studio.core.callbacks import StopToken
+    from studio.core.train import Trainer
+
+    stop = StopToken()
+    console = ConsoleCallback(quiet=args.quiet or args.json)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop.stopped:
+            raise KeyboardInterrupt
+        print("\nStopping after this batch (the last finished epoch is kept); Ctrl-C again to abort.",
+              file=sys.stderr)
+        stop.stop()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        if args.resume:
+            trainer = Trainer.resume(args.resume, callbacks=[console], stop=stop,
+                                     **({"project": args.project} if args.project else {}))
+        else:
+            trainer = Trainer(_config_from_args(args), project=args.project, callbacks=[console], stop=stop)
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    return 130 if result.status == "stopped" else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from studio.core.predict import Predictor, expand_inputs, write_csv
+
+    if args.top_k < 1:
+        raise CliError("--top-k: must be 1 or more")
+    predictor = Predictor(args.model)
+    files = expand_inputs(args.inputs)
+    if not files:
+        raise CliError(f"no image files found in {', '.join(args.inputs)}")
+    predictions = []
+    for p in predictor.predict_paths(files, top_k=args.top_k):
+        predictions.append(p)
+        if not args.json and not args.csv:
+            if p.error:
+                print(f"{p.path}: unusable — {p.error}")
+            else:
+                print(f"{p.path}: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top))
+    if args.csv:
+        write_csv(predictions, args.csv, args.top_k)
+        print(f"wrote {len(predictions)} rows to {args.csv}")
+    if args.json:
+        print(json.dumps([{"path": p.path, "top": p.top, "error": p.error} for p in predictions], indent=2))
+    return 1 if all(p.error for p in predictions) else 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from studio.core.project import Project, default_project_dir
+
+    folder = Path(args.project) if args.project else default_project_dir()
+    if not (folder / "project.sqlite").exists():
+        raise CliError(f"--project: {folder} holds no project.sqlite (no runs yet)")
+    project = Project(folder)
+    if args.images:
+        try:
+            run = project.find_run(args.images)
+        except KeyError as exc:
+            raise CliError(f"--images: {exc.args[0]}") from None
+        rows = project.split_images(run.id, args.split)
+        if args.json:
+            print(json.dumps([{"path": p, "class": c, "split": s} for p, c, s in rows], indent=2))
+        else:
+            for path, cls, split in rows:
+                print(f"{split}\t{cls}\t{path}")
+        return 0
+    runs = project.runs()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs in {project.folder}")
+        return 0
+    print(f"{'id':>3}  {'run':<32} {'arch':<20} {'status':<14} {'epochs':>6} {'best val acc':>12}")
+    for r in runs:
+        best = "—" if r.best_metric is None else f"{100 * r.best_metric:.1f}%"
+        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {r.status:<14} {r.epochs_done:>6} {best:>12}")
+    return 0
+
+
+def cmd_window(args: argparse.Namespace) -> int:
+    try:
+        from studio.ui.app import run_app
+    except ImportError as exc:
+        raise CliError(f"the window needs PySide6 ({exc}); `pip install PySide6-Essentials`") from None
+    return run_app(args.folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs}
+    from studio.core.errors import user_errors
+
+    try:
+        return commands.get(args.command, cmd_window)(args)
+    except (*user_errors(), CliError) as exc:
+        print(f"studio {args.command or ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
+        return 2 if isinstance(exc, (CliError,)) else 1
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Checkpoints: everything needed to use a model, in plain types and tensors only.
+
+A checkpoint may come from anyone, and unpickling arbitrary objects runs their
+code; so a checkpoint holds nothing `torch.load(weights_only=True)` refuses,
+and loading never falls back to full unpickling. Writes go to a temporary
+file that is renamed into place, so a crash mid-write never leaves a
+half-written `best.pt` behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.core.config import ModelConfig, RunConfig
+from studio.core.images import RESIZE_RULE
+
+FORMAT = "classification-studio-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be used; the message names the file and the reason."""
+
+
+def make_checkpoint(
+    *,
+    model: torch.nn.Module,
+    config: RunConfig,
+    classes: list[str],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    metrics: dict[str, float],
+    training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": config.to_dict()["model"],
+        "classes": list(classes),
+        "preprocessing": {
+            "image_size": config.model.image_size,
+            "resize": RESIZE_RULE,
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+        },
+        "config": config.to_dict(),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "state_dict": state,
+        "training": training or {},
+    }
+
+
+def save_checkpoint(data: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A run folder means its best checkpoint (or its last, when the run never validated)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: this folder holds no best.pt or last.pt checkpoint")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file or run folder")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = resolve_checkpoint_path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused — the file contains Python objects other than tensors and plain values, "
+            "and loading it could run code from whoever made it. Only Classification Studio checkpoints "
+            f"are accepted. (detail: {str(exc).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a Classification Studio checkpoint (no '{FORMAT}' marker)")
+    if int(data.get("version", 0)) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {data['version']} is newer than this studio; update it")
+    for key in ("arch", "classes", "preprocessing", "state_dict", "config"):
+        if key not in data:
+            raise CheckpointError(f"{path}: damaged checkpoint, '{key}' is missing")
+    data["path"] = str(path)
+    return data
+
+
+def model_from_checkpoint(data: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the network and load its weights; never touches the network or weights caches."""
+    from studio.core.models import build_model
+
+    arch = ModelConfig(**{k: v for k, v in data["arch"].items() if k in ModelConfig.__dataclass_fields__})
+    arch.pretrained = "none"  # the state dict below replaces whatever a pretrained load would give
+    model = build_model(arch, len(data["classes"]), load_weights=False)
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{data.get('path', 'checkpoint')}: weights do not fit the {arch.arch} architecture ({exc})"
+        ) from None
+    model.eval()
+    return model

@@ -1,0 +1,18 @@
+"""The exceptions whose message is written for the user, gathered for front ends.
+
+A front end shows these as they are (one line, no traceback); anything else
+is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from studio.core.checkpoint import CheckpointError
+    from studio.core.config import ConfigError
+    from studio.core.dataset import DatasetError
+    from studio.core.images import ImageError
+    from studio.core.train import TrainingError
+    from studio.core.weights import WeightsUnavailable
+
+    return (ConfigError, DatasetError, ImageError, CheckpointError, TrainingError, WeightsUnavailable)
