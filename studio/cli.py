@@ -26,7 +26,8 @@ def _architectures() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Classification Studio: train image classifiers "
                                      "from folders of labelled images. Without a command, opens the window.")
-    parser.add_argument("folder", nargs="?", help="open the window with this image folder loaded")
+    parser.add_argument("--open", dest="folder", metavar="DIR",
+                        help="open the window with this image folder loaded (also: studio DIR)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("scan", help="check a class-per-folder image tree and count its classes")
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--csv", metavar="OUT")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("sample", help="draw the built-in sample data set (4 shape classes) into a folder")
+    p.add_argument("folder", nargs="?", metavar="DIR", help="where to write it (default: the user cache)")
+    p.add_argument("--per-class", type=int, default=60)
 
     p = sub.add_parser("runs", help="list the project's runs, or the images of one run's split")
     p.add_argument("--project", metavar="DIR")
@@ -226,6 +231,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from studio.core.sample import make_sample_dataset
+
+    if args.per_class < 2:
+        raise CliError("--per-class: must be 2 or more")
+    print(make_sample_dataset(args.folder, per_class=args.per_class))
+    return 0
+
+
 def cmd_window(args: argparse.Namespace) -> int:
     try:
         from studio.ui.app import run_app
@@ -234,10 +248,16 @@ def cmd_window(args: argparse.Namespace) -> int:
     return run_app(args.folder)
 
 
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv = ["--open", *argv]  # `studio DIR` opens the window on DIR
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs}
+    commands = COMMANDS
     from studio.core.errors import user_errors
 
     try:

@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import socket
 import time
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,7 @@ def test_frozen_backbone_gives_the_same_features_twice_in_train_mode():
         assert torch.equal(model.backbone(x), model.backbone(x))
 
 
-@pytest.mark.parametrize(("arch", "block"), [("resnet18", "backbone.layer4."), ("custom", "backbone.block3.")])
+@pytest.mark.parametrize(("arch", "block"), [("resnet18", "backbone.layer4."), ("custom", f"backbone.block{ModelConfig().blocks}.")])
 def test_last_block_mode_trains_exactly_the_last_block_and_the_head(arch, block):
     model = cached_model(arch)
     model.set_trainable("last-block")
@@ -320,6 +321,21 @@ def test_offline_imagenet_weights_explain_what_to_fetch_then_load_from_the_cache
     assert torch.equal(model.backbone.conv1.weight, fake["conv1.weight"])
     assert torch.equal(model.backbone.layer4[1].bn2.running_var, fake["layer4.1.bn2.running_var"])
     assert model.head[-1].out_features == 3 and model.pretrained
+
+
+def test_failed_download_explains_itself_and_cannot_stall(hub_dir, monkeypatch):
+    seen = []
+
+    def fail(self, *args, **kwargs):
+        seen.append(socket.getdefaulttimeout())
+        raise urllib.error.URLError("connection reset")
+
+    monkeypatch.setattr(weights, "host_reachable", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", fail)
+    with pytest.raises(WeightsUnavailable, match="downloading them failed") as err:
+        weights.imagenet_state_dict("mobilenet_v3_small")
+    assert err.value.filename in str(err.value) and str(hub_dir) in str(err.value)
+    assert seen == [weights.DOWNLOAD_STALL_S] and socket.getdefaulttimeout() is None
 
 
 def test_reachability_check_gives_up_within_its_timeout(monkeypatch):

@@ -166,8 +166,10 @@ def test_nan_loss_stops_with_a_plain_message(colour_folder: Path, project_dir: P
     assert load_checkpoint(Path(trainer.run_dir) / "best.pt")["metrics"]["epoch"] == 1  # last good one kept
 
 
-def test_early_stopping_restores_best_weights(colour_folder: Path, project_dir: Path) -> None:
-    cfg = tiny_config(colour_folder, epochs=30, early_stopping=2)
+def test_early_stopping_restores_best_weights(tmp_path: Path, project_dir: Path) -> None:
+    # Two classes drawn from the same colour: nothing to learn, so validation stops improving.
+    same = make_colour_folder(tmp_path / "same", classes={"a": (120, 120, 120), "b": (120, 120, 120)})
+    cfg = tiny_config(same, epochs=30, early_stopping=2)
     result = Trainer(cfg, project=project_dir).run()
     assert result.status == "early-stopped"
     assert result.epochs_done < 30

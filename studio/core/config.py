@@ -120,7 +120,7 @@ class ModelConfig:
     mode: str = "full"
     image_size: int = 64
     # Custom CNN only.
-    blocks: int = 3
+    blocks: int = 4
     width: int = 32
     dropout: float = 0.2
     kernel_size: int = 3

@@ -17,15 +17,12 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from studio.core import weights
+from studio.core import effnet_lite, weights
 from studio.core.config import ConfigError, ModelConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# The Lite models were trained on (pixel - 127) / 128, i.e. about x/255 normalized with 0.5 / 0.5; with ImageNet
-# mean/std its first BatchNorm sees inputs more than three times too spread out (see tests/test_models.py).
-LITE_MEAN = (0.5, 0.5, 0.5)
-LITE_STD = (0.5, 0.5, 0.5)
+LITE_MEAN, LITE_STD = effnet_lite.MEAN, effnet_lite.STD  # not ImageNet's: see effnet_lite.py
 PARTS = ("head", "last-block", "all")
 
 
@@ -136,24 +133,12 @@ register_architecture(
 )
 
 
-# ---------------------------------------------------------------- EfficientNet-Lite0
+# ---------------------------------------------------------------- EfficientNet-Lite0 (in effnet_lite.py)
 
 
 def _efficientnet_lite0(cfg: ModelConfig, imagenet: dict[str, Tensor] | None) -> BackboneParts:
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise RuntimeError(
-            "EfficientNet-Lite0 needs the package efficientnet-lite-pytorch: pip install efficientnet-lite-pytorch"
-        ) from exc
-    # image_size=None selects TensorFlow-style "same" padding computed per input, so any image size works.
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    if imagenet is not None:
-        net.load_state_dict(imagenet, strict=True)
-    dropout, feature_dim = net._dropout.p, net._fc.in_features
-    # Its forward is pool -> flatten -> dropout -> fc; without the last two it yields features.
-    net._dropout, net._fc = nn.Identity(), nn.Identity()
-    return BackboneParts(net, feature_dim, dropout, ("_blocks.15", "_conv_head", "_bn1"), "_fc")
+    net, feature_dim, dropout = effnet_lite.lite0_features(imagenet)
+    return BackboneParts(net, feature_dim, dropout, effnet_lite.LAST_BLOCK, effnet_lite.CLASSIFIER_KEY)
 
 
 register_architecture(

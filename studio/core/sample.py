@@ -35,14 +35,15 @@ def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tu
 
 
 def draw_shape(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
-    base = rng.integers(40, 215, size=3)
-    noise = rng.normal(0, 18, size=(size, size, 3))
+    base = rng.integers(30, 225, size=3)
+    noise = rng.normal(0, 12, size=(size, size, 3))
     background = np.clip(base + noise, 0, 255).astype(np.uint8)
-    img = Image.fromarray(background).filter(ImageFilter.GaussianBlur(1.2))
+    img = Image.fromarray(background).filter(ImageFilter.GaussianBlur(0.8))
     draw = ImageDraw.Draw(img)
-    # The shape's colour differs clearly from the background, else the label would be unknowable.
-    colour = tuple(int(v) for v in (base + rng.choice([-1, 1], size=3) * rng.integers(70, 120, size=3)) % 256)
-    r = size * rng.uniform(0.2, 0.36)
+    # Light shapes on dark ground and dark on light, so the outline is always visible.
+    light = base.mean() < 128
+    colour = tuple(int(v) for v in (rng.integers(170, 256, size=3) if light else rng.integers(0, 90, size=3)))
+    r = size * rng.uniform(0.24, 0.38)
     cx, cy = rng.uniform(r, size - r, size=2)
     if kind == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
@@ -51,7 +52,7 @@ def draw_shape(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
     return img
 
 
-def make_sample_dataset(folder: str | Path | None = None, *, per_class: int = 60, size: int = 64,
+def make_sample_dataset(folder: str | Path | None = None, *, per_class: int = 200, size: int = 64,
                         seed: int = 0) -> Path:
     """Write (or reuse) the shapes set: `folder/<shape>/<shape>_NNN.png`."""
     folder = Path(folder) if folder else sample_dir()

@@ -276,7 +276,8 @@ class Trainer:
             val = evaluate(net, val_batches, plain_loss, autocast=autocast)[0] if val_batches else None
             st.epoch = epoch
             key = (val.accuracy, -val.loss) if val else (stats.accuracy, -stats.loss)
-            is_best = key > st.best_key
+            # Better accuracy, or the same accuracy with a clearly lower loss: noise must not reset patience.
+            is_best = key[0] > st.best_key[0] or (key[0] == st.best_key[0] and key[1] > st.best_key[1] + 1e-3)
             if is_best:
                 st.best_key, st.best_epoch, st.bad_epochs = key, epoch, 0
             else:

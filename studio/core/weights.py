@@ -147,7 +147,7 @@ def _torchvision_state_dict(arch: str) -> dict[str, Tensor]:
         with _socket_timeout(DOWNLOAD_STALL_S):
             return weights.get_state_dict(progress=False, check_hash=True)  # downloads into the cache folder above
     except Exception as exc:  # network errors come as URLError, OSError, RuntimeError, ...
-        why = f"downloading it failed ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        why = f"downloading them failed ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         raise WeightsUnavailable(_offline_message(title, filename, folder, url, why), **details) from exc
 
 
@@ -202,6 +202,14 @@ def _unwrap(raw: object) -> object:
     return raw
 
 
+def _unsafe_globals(path: Path) -> list[str]:
+    """Names of the non-tensor Python objects a file would unpickle; listed without running any of them."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip-format torch file at all
+        return []
+
+
 def state_dict_from_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Tensors from a weights file, loaded without running any code stored in it."""
     path = Path(path)
@@ -210,11 +218,12 @@ def state_dict_from_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():  # plain corruption also surfaces as an unpickling error
+        unsafe = _unsafe_globals(path)
+        if not unsafe and "global" not in str(exc).lower():  # plain corruption also surfaces as unpickling errors
             raise WeightsFileError(f"Cannot read {path}: it is not a PyTorch weights file (damaged)") from exc
         raise WeightsFileError(
-            f"Weights file refused: {path} contains Python objects other than tensors; only plain weight files "
-            "are accepted (loading such objects could run code hidden in the file). "
+            f"Weights file refused: {path} contains Python objects other than tensors ({', '.join(unsafe[:3])}); "
+            "only plain weight files are accepted (loading such objects could run code hidden in the file). "
             "Save the model's state_dict instead."
         ) from exc
     except Exception as exc:

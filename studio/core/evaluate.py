@@ -1,0 +1,291 @@
+"""Evaluating a finished run: its best model on one split, written where a person looks.
+
+The images are the ones the run itself recorded in split.csv, predicted through
+the `Predictor` (the same pixels and arithmetic as prediction), so the figures
+here are the figures a user gets. The result is one `Evaluation` object that the
+window draws, the CLI prints as text or JSON, and `write_evaluation` puts into
+the run's report.md and confusion.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from studio.core.images import ImageError, load_for_model, to_tensor
+from studio.core.metrics import (
+    Diagnostic,
+    Metrics,
+    WrongExample,
+    compute_metrics,
+    confusion_matrix,
+    diagnose,
+    most_wrong,
+)
+from studio.core.runfiles import read_history, read_split
+
+SPLITS = ("train", "val", "test")
+SECTION = "## Evaluation"
+
+
+class EvaluationError(Exception):
+    """A run cannot be evaluated; the message says why in words meant for the user."""
+
+
+@dataclass
+class EvaluatedImage:
+    path: str  # as recorded in split.csv: relative to the data root
+    true: int
+    predicted: int
+    probabilities: list[float]
+
+    @property
+    def correct(self) -> bool:
+        return self.true == self.predicted
+
+
+@dataclass
+class Evaluation:
+    run_dir: str
+    split: str
+    classes: list[str]
+    data_root: str
+    checkpoint: str
+    metrics: Metrics
+    images: list[EvaluatedImage]
+    most_wrong: list[WrongExample]
+    diagnostics: list[Diagnostic]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return self.metrics.confusion
+
+    def abspath(self, path: str) -> Path:
+        return Path(self.data_root, *path.split("/"))
+
+    def images_in_cell(self, true: int | str, predicted: int | str) -> list[EvaluatedImage]:
+        """The images behind one confusion cell, the surest first."""
+        t = self.classes.index(true) if isinstance(true, str) else true
+        p = self.classes.index(predicted) if isinstance(predicted, str) else predicted
+        rows = [im for im in self.images if im.true == t and im.predicted == p]
+        return sorted(rows, key=lambda im: -im.probabilities[p])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": self.run_dir, "split": self.split, "classes": self.classes, "data_root": self.data_root,
+            "checkpoint": self.checkpoint, "metrics": self.metrics.to_dict(),
+            "images": [{"path": im.path, "true": self.classes[im.true], "predicted": self.classes[im.predicted],
+                        "probabilities": [round(v, 6) for v in im.probabilities]} for im in self.images],
+            "most_wrong": [{"path": w.path, "true": self.classes[w.true], "predicted": self.classes[w.predicted],
+                            "p_predicted": w.p_predicted, "p_true": w.p_true} for w in self.most_wrong],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "notes": self.notes,
+        }
+
+
+def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 64, most_wrong_k: int = 20,
+                 device: str | torch.device = "cpu") -> Evaluation:
+    """Predict the run's own `split` images with its best checkpoint and measure the result."""
+    from studio.core.predict import Predictor
+
+    run = Path(run_dir)
+    if split not in SPLITS:
+        raise EvaluationError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not (run / "split.csv").is_file():
+        raise EvaluationError(f"{run}: not a run folder (no split.csv); give the folder of a finished run")
+    config = _read_config(run)
+    root = Path(config.get("data", {}).get("root", ""))
+    rows = [(path, cls) for path, cls, s in read_split(run) if s == split]
+    if not rows:
+        have = sorted({s for _, _, s in read_split(run)})
+        raise EvaluationError(f"{run}: this run has no {split} images (it has {', '.join(have) or 'none'}); "
+                              f"choose another split")
+    if not root.is_dir():
+        raise EvaluationError(f"{run}: the run's image folder {root} is not there any more; "
+                              "it is needed to evaluate the run")
+    predictor = Predictor(run, device=device)
+    classes = predictor.classes
+    index = {c: i for i, c in enumerate(classes)}
+
+    skipped: list[tuple[str, str]] = []
+    paths: list[str] = []
+    labels: list[int] = []
+    probs: list[torch.Tensor] = []
+    batch: list[torch.Tensor] = []
+
+    def flush() -> None:
+        if batch:
+            probs.append(predictor.probabilities(torch.stack(batch)))
+            batch.clear()
+
+    for path, cls in rows:
+        if cls not in index:
+            skipped.append((path, f"class {cls!r} is not one the model knows"))
+            continue
+        try:
+            batch.append(to_tensor(load_for_model(Path(root, *path.split("/")), predictor.image_size)))
+        except ImageError as exc:
+            skipped.append((path, exc.reason))
+            continue
+        paths.append(path)
+        labels.append(index[cls])
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    if not paths:
+        raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
+                              f"(first problem: {skipped[0][1]})")
+    p = torch.cat(probs).numpy().astype(np.float64)
+    y_true = np.asarray(labels, dtype=np.int64)
+    y_pred = p.argmax(axis=1)
+    metrics = compute_metrics(confusion_matrix(y_true, y_pred, len(classes)), classes)
+    images = [EvaluatedImage(path, int(t), int(q), [float(v) for v in row])
+              for path, t, q, row in zip(paths, y_true, y_pred, p)]
+    notes = []
+    if skipped:
+        notes.append(f"{len(skipped)} of the {len(rows)} {split} image(s) were skipped: they could not be read now.")
+    train_counts = {c: 0 for c in classes}
+    for _, cls, s in read_split(run):
+        if s == "train" and cls in train_counts:
+            train_counts[cls] += 1
+    diagnostics = diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
+                           imbalance_setting=str(config.get("train", {}).get("imbalance", "none")))
+    return Evaluation(
+        run_dir=str(run), split=split, classes=classes, data_root=str(root), checkpoint=predictor.checkpoint_path,
+        metrics=metrics, images=images, most_wrong=most_wrong(paths, y_true, p, most_wrong_k),
+        diagnostics=diagnostics, skipped=skipped, notes=notes,
+    )
+
+
+def _read_config(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvaluationError(f"{run}: config.json is missing, so the run's image folder is unknown") from None
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"{run}: config.json cannot be read ({exc})") from None
+
+
+def _run_message(run: Path) -> str:
+    """The trainer's own last word on the run (e.g. why it stopped), from the top of report.md."""
+    try:
+        text = (run / "report.md").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    head = text.split(f"\n{SECTION}\n", 1)[0]
+    return "\n".join(line for line in head.splitlines() if "Training stopped" in line or "NaN" in line)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """confusion.png and the "## Evaluation" section of report.md; running it again replaces both."""
+    run = Path(run_dir or evaluation.run_dir)
+    png = run / "confusion.png"
+    plot_confusion(evaluation.confusion, evaluation.classes, png,
+                   title=f"Confusion matrix — {evaluation.split}, {evaluation.metrics.total} images")
+    report = run / "report.md"
+    text = report.read_text(encoding="utf-8") if report.exists() else f"# Run {run.name}\n"
+    report_tmp = report.with_name(f".{report.name}.tmp")
+    report_tmp.write_text(replace_section(text, evaluation_markdown(evaluation)), encoding="utf-8")
+    report_tmp.replace(report)
+    return report, png
+
+
+def replace_section(text: str, section: str) -> str:
+    """Put `section` (starting with "## Evaluation") in place of the old one, or at the end.
+
+    The old section runs to the next second-level heading, so what the trainer wrote and any
+    section after ours survive untouched.
+    """
+    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+    body = section.rstrip("\n") + "\n"
+    if pattern.search(text):
+        return pattern.sub(lambda _: body + "\n", text, count=1).rstrip("\n") + "\n"
+    return text.rstrip("\n") + "\n\n" + body
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def evaluation_markdown(ev: Evaluation) -> str:
+    m = ev.metrics
+    lines = [
+        SECTION, "",
+        f"Best checkpoint `{Path(ev.checkpoint).name}` on the **{ev.split}** split: {m.total} images, "
+        f"accuracy **{_pct(m.accuracy)}**, macro F1 {m.macro_f1:.3f}.", "",
+        "![Confusion matrix: rows are the true class, columns the predicted one](confusion.png)", "",
+        "### Per class", "",
+        "| class | precision | recall | F1 | images |", "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {_cell(r.name)} | {_pct(r.precision)} | {_pct(r.recall)} | {r.f1:.3f} | {r.support} |"
+              for r in m.per_class]
+    lines += [f"| **macro average** | {_pct(m.macro_precision)} | {_pct(m.macro_recall)} | {m.macro_f1:.3f} | "
+              f"{m.total} |", "", "### What to look at", ""]
+    for d in ev.diagnostics:
+        advice = f" *Try:* {d.advice}" if d.advice else ""
+        lines.append(f"- **{d.severity.capitalize()}: {d.title}.** {d.detail}{advice}")
+    if ev.most_wrong:
+        lines += ["", "### Most confident mistakes", "", "| image | true | predicted | confidence |",
+                  "|---|---|---|---:|"]
+        lines += [f"| `{_cell(w.path)}` | {_cell(ev.classes[w.true])} | {_cell(ev.classes[w.predicted])} | "
+                  f"{_pct(w.p_predicted)} |" for w in ev.most_wrong]
+    if ev.notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in ev.notes]
+        lines += [f"  - `{_cell(p)}`: {r}" for p, r in ev.skipped[:20]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """A PNG a person can read: counts in the cells, colour by share of the true class.
+
+    Colour by row share keeps a small class's mistakes visible beside a large class; the
+    figure grows with the class count and long names are shortened. Uses the Agg canvas
+    directly (no pyplot), so it is safe off the main thread and never opens a window.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(cm)
+    n = len(classes)
+    labels = [c if len(c) <= 18 else c[:16] + "…" for c in classes]
+    side = min(max(4.0, 0.45 * n + 2.5), 24.0)
+    fig = Figure(figsize=(side + 1.2, side), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if n <= 30:
+        size = 10 if n <= 10 else 7
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j] or i == j:
+                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=size,
+                            color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), labels, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title)
+    path = Path(path)
+    fig.savefig(path)
+    return path

@@ -1,0 +1,49 @@
+"""`studio` with no command: open the window, optionally on a folder."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from PySide6.QtWidgets import QApplication
+
+from studio.ui.main_window import StudioWindow
+from studio.ui.state import QtStudioState
+from studio.ui.style import STYLE_SHEET
+from studio.ui.workers import describe_exception, stop_all
+
+APP_NAME = "Classification Studio"
+
+
+def make_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0] if sys.argv else "studio"])
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationName(APP_NAME)
+    app.setStyleSheet(STYLE_SHEET)
+    return app  # type: ignore[return-value]
+
+
+def run_app(folder: str | None = None) -> int:
+    """Open the window (on `folder` when given) and return the exit code once it is closed."""
+    app = make_app()
+    state = QtStudioState()
+    window = StudioWindow(state)
+    previous_hook = sys.excepthook
+
+    def show_unexpected(kind, value, tb) -> None:  # an error in a slot must reach the user, not vanish
+        traceback.print_exception(kind, value, tb)
+        window.show_error(describe_exception(value))
+
+    sys.excepthook = show_unexpected
+    window.show()
+    if folder:
+        state.set_folder(folder)
+    try:
+        return app.exec()
+    finally:
+        stop_all()
+        sys.excepthook = previous_hook
+
+
+if __name__ == "__main__":
+    sys.exit(run_app(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -1,0 +1,418 @@
+"""Data: choose the image folder, see what the scan found, decide the split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport, stratified_split
+from studio.core.images import ImageError, load_for_model
+from studio.core.sample import SAMPLE_CLASSES, make_sample_dataset
+from studio.ui.state import QtStudioState
+from studio.ui.widgets.charts import QtBalanceChart
+from studio.ui.widgets.common import QtBanner, heading, hint
+from studio.ui.workers import QtTaskRunner, QtWorkerThread, ScanWorker
+
+THUMBS_PER_CLASS = 6
+THUMB_CLASSES = 40
+THUMB_SIZE = 72
+
+
+def load_class_samples(report: ScanReport, per_class: int = THUMBS_PER_CLASS, size: int = THUMB_SIZE
+                       ) -> tuple[str, list[tuple[str, list[tuple[np.ndarray, str]]]]]:
+    """The first few usable images of each class as small square pixels (runs on a worker thread)."""
+    counts = report.counts()
+    picked: dict[str, list] = {name: [] for name in report.classes[:THUMB_CLASSES]}
+    for record in report.good:
+        chosen = picked.get(record.class_name)
+        if chosen is not None and len(chosen) < per_class:
+            chosen.append(record)
+    rows = []
+    for name, records in picked.items():
+        images = []
+        for record in records:
+            try:
+                images.append((np.asarray(load_for_model(report.abspath(record), size)), record.path))
+            except ImageError:
+                continue  # changed on disk since the scan; the scan table already says what is usable
+        rows.append((f"{name}\n{counts[name]} images", images))
+    return report.root, rows
+
+
+class DataPane(QWidget):
+    """Folder, scan progress, classes with counts and balance, samples, unusable files, split."""
+
+    title = "Data"
+
+    def __init__(self, state: QtStudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        # Injectable so tests (and other front ends) can answer without a modal dialog.
+        self.choose_folder_dialog: Callable[[], str] = self._ask_folder
+        self._scan: QtWorkerThread | None = None
+        self._thumbs = QtTaskRunner("studio-thumbnails", self)
+        self._thumbs.result.connect(self._on_thumbnails)
+        self._sample = QtTaskRunner("studio-sample", self)
+        self._sample.result.connect(self._on_sample_ready)
+        self._sample.failed.connect(self._on_error)
+        self._syncing = False
+        self._build()
+        state.folder_changed.connect(self._on_folder_changed)
+        state.report_changed.connect(self._on_report_changed)
+        state.sample_requested.connect(self._on_sample_requested)
+        state.recent_changed.connect(self._update_recent)
+        state.config_changed.connect(self._on_config_changed)
+        self._update_recent()
+        self._on_config_changed("data")
+        self._on_report_changed()
+
+    # ------------------------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.choose_button = QPushButton("Choose folder…")
+        self.choose_button.setToolTip("A folder with one sub-folder of images per class")
+        self.choose_button.clicked.connect(self._on_choose)
+        self.sample_button = QPushButton("Open sample data")
+        self.sample_button.setToolTip("Four kinds of drawn shapes, 240 small images: see the whole flow work")
+        self.sample_button.clicked.connect(self.state.request_sample)
+        self.recent_button = QToolButton()
+        self.recent_button.setText("Recent")
+        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_button.setMenu(QMenu(self.recent_button))
+        self.folder_label = QLabel()
+        self.folder_label.setObjectName("path")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for w in (self.choose_button, self.sample_button, self.recent_button):
+            bar.addWidget(w)
+        bar.addWidget(self.folder_label, 1)
+        layout.addLayout(bar)
+
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setFormat("Checking images… %v of %m")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._on_cancel_scan)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        self.progress_box = QWidget()
+        self.progress_box.setLayout(progress_row)
+        self.progress_box.hide()
+        layout.addWidget(self.progress_box)
+
+        self.banner = QtBanner(closable=False)
+        layout.addWidget(self.banner)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._build_welcome())
+        self.pages.addWidget(self._build_content())
+        layout.addWidget(self.pages, 1)
+
+    def _build_welcome(self) -> QWidget:
+        page = QWidget()
+        outer = QVBoxLayout(page)
+        outer.addStretch(1)
+        box = QFrame()
+        box.setObjectName("welcome")
+        box.setMaximumWidth(620)
+        inner = QVBoxLayout(box)
+        title = QLabel("Welcome to Classification Studio")
+        title.setObjectName("title")
+        inner.addWidget(title)
+        inner.addWidget(hint("Turn a folder of labelled images into an image classifier. The folder holds one "
+                             "sub-folder per class, named after it: for example photos/cats and photos/dogs."))
+        self.welcome_sample_button = QPushButton("Open the sample data set")
+        self.welcome_sample_button.setObjectName("primary")
+        self.welcome_sample_button.clicked.connect(self.state.request_sample)
+        inner.addWidget(self.welcome_sample_button)
+        inner.addWidget(hint(f"{len(SAMPLE_CLASSES)} kinds of shapes ({', '.join(SAMPLE_CLASSES)}), drawn on the "
+                             "spot: train a classifier on them in about a minute, even without a GPU."))
+        choose = QPushButton("Choose your own folder…")
+        choose.clicked.connect(self._on_choose)
+        inner.addWidget(choose)
+        inner.addWidget(hint("…or drop a folder anywhere onto this window."))
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(box, 2)
+        row.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(2)
+        return page
+
+    def _build_content(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        left, right = QWidget(), QWidget()
+        lv, rv = QVBoxLayout(left), QVBoxLayout(right)
+        lv.setContentsMargins(0, 0, 4, 0)
+        rv.setContentsMargins(4, 0, 0, 0)
+
+        lv.addWidget(heading("Classes"))
+        self.class_table = _table(("Class", "Images", "Unusable"))
+        lv.addWidget(self.class_table, 3)
+        self.balance_chart = QtBalanceChart()
+        lv.addWidget(self.balance_chart, 4)
+
+        rv.addWidget(heading("Sample images"))
+        from studio.ui.widgets.thumbnails import QtThumbnailGrid
+
+        self.thumbnails = QtThumbnailGrid(THUMB_SIZE)
+        self.thumbnails.set_placeholder("Sample images of each class appear here after the scan.")
+        rv.addWidget(self.thumbnails, 3)
+        self.bad_heading = heading("Unusable files")
+        rv.addWidget(self.bad_heading)
+        self.bad_table = _table(("File", "Why it cannot be used"))
+        self.bad_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.bad_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.bad_table.setColumnWidth(0, 220)
+        rv.addWidget(self.bad_table, 2)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([420, 640])
+        layout.addWidget(split, 1)
+        layout.addWidget(self._build_split_box())
+        return page
+
+    def _build_split_box(self) -> QGroupBox:
+        box = QGroupBox("How the images are divided")
+        grid = QHBoxLayout(box)
+        self.val_spin = _percent_spin("Images held back to measure progress after every epoch")
+        self.test_spin = _percent_spin("Images kept aside, unseen, for an honest final score after training")
+        self.val_spin.valueChanged.connect(self._on_split_edited)
+        self.test_spin.valueChanged.connect(self._on_split_edited)
+        grid.addWidget(QLabel("Validation"))
+        grid.addWidget(self.val_spin)
+        grid.addSpacing(16)
+        grid.addWidget(QLabel("Held-out test"))
+        grid.addWidget(self.test_spin)
+        grid.addSpacing(16)
+        self.split_label = QLabel()
+        self.split_label.setWordWrap(True)
+        grid.addWidget(self.split_label, 1)
+        return box
+
+    # ------------------------------------------------------------------------------------ handlers
+
+    def _ask_folder(self) -> str:
+        start = self.state.folder or str(Path.home())
+        return QFileDialog.getExistingDirectory(self, "Choose the folder of labelled images", start)
+
+    @Slot()
+    def _on_choose(self) -> None:
+        folder = self.choose_folder_dialog()
+        if folder:
+            self.state.set_folder(folder)
+
+    @Slot()
+    def _on_sample_requested(self) -> None:
+        self.banner.show_message("Drawing the sample data set…", "info")
+        self._sample.submit(make_sample_dataset)
+
+    @Slot(object)
+    def _on_sample_ready(self, folder: object) -> None:
+        self.state.set_folder(str(folder))
+
+    @Slot(str)
+    def _on_folder_changed(self, folder: str) -> None:
+        if self._scan is not None:
+            self._scan.cancel()  # it ends on its own; its late result is ignored below
+        self.banner.clear()
+        self.pages.setCurrentIndex(1)
+        self.progress.setRange(0, 0)
+        self.progress_box.show()
+        worker = ScanWorker(folder)
+        worker.progress.connect(self._on_scan_progress)
+        worker.result.connect(self._on_scan_result)
+        worker.failed.connect(self._on_scan_failed)
+        self._scan = QtWorkerThread(worker, "studio-scan")
+        self._scan.finished.connect(self._on_scan_finished)
+        self._scan.start()
+
+    def _current_scan(self) -> bool:
+        return self._scan is not None and self.sender() in (self._scan, self._scan.worker)
+
+    @Slot(int, int)
+    def _on_scan_progress(self, done: int, total: int) -> None:
+        if self._current_scan():
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+
+    @Slot(object)
+    def _on_scan_result(self, report: object) -> None:
+        if self._current_scan() and isinstance(report, ScanReport) and report.root == self.state.folder:
+            self.state.set_report(report)
+
+    @Slot(str)
+    def _on_scan_failed(self, message: str) -> None:
+        if self._current_scan():
+            self._on_error(message)
+
+    @Slot()
+    def _on_scan_finished(self) -> None:
+        if self._current_scan():
+            self._scan = None
+            self.progress_box.hide()
+
+    @Slot()
+    def _on_cancel_scan(self) -> None:
+        if self._scan is not None:
+            self._scan.cancel()
+            self.banner.show_message("Scan cancelled. Choose the folder again to check it.", "warning")
+
+    @Slot(str)
+    def _on_error(self, message: str) -> None:
+        self.banner.show_message(message, "error")
+
+    @Slot()
+    def _on_report_changed(self) -> None:
+        report = self.state.report
+        self.folder_label.setText(self.state.folder or "No folder chosen yet")
+        self.folder_label.setToolTip(self.state.folder)
+        if not self.state.folder:
+            self.pages.setCurrentIndex(0)
+            return
+        self.pages.setCurrentIndex(1)
+        self._fill_classes(report)
+        self._fill_bad(report)
+        self._update_split_label()
+        if report is None:
+            self.thumbnails.set_rows([])
+            return
+        self._show_warnings(report)
+        self._thumbs.submit(load_class_samples, report)
+
+    @Slot(object)
+    def _on_thumbnails(self, value: object) -> None:
+        root, rows = value  # type: ignore[misc]
+        if self.state.report is not None and root == self.state.report.root:
+            self.thumbnails.set_rows(rows)
+
+    @Slot(str)
+    def _on_config_changed(self, section: str) -> None:
+        if section != "data":
+            return
+        self._syncing = True
+        self.val_spin.setValue(round(100 * self.state.config.data.val_fraction))
+        self.test_spin.setValue(round(100 * self.state.config.data.test_fraction))
+        self._syncing = False
+        self._update_split_label()
+
+    @Slot()
+    def _on_split_edited(self) -> None:
+        val, test = self.val_spin.value(), self.test_spin.value()
+        self.val_spin.setMaximum(90 - test)
+        self.test_spin.setMaximum(90 - val)
+        if not self._syncing:
+            self.state.update("data", val_fraction=val / 100, test_fraction=test / 100)
+
+    @Slot()
+    def _update_recent(self) -> None:
+        menu = self.recent_button.menu()
+        menu.clear()
+        for folder in self.state.recent_folders:
+            action = menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.state.set_folder(f))
+        self.recent_button.setEnabled(bool(self.state.recent_folders))
+
+    # ------------------------------------------------------------------------------------ drawing
+
+    def _fill_classes(self, report: ScanReport | None) -> None:
+        counts = report.counts() if report else {}
+        bad: dict[str, int] = {}
+        for record in report.bad if report else []:
+            bad[record.class_name] = bad.get(record.class_name, 0) + 1
+        names = list(counts) + sorted(set(bad) - set(counts))
+        self.class_table.setRowCount(len(names))
+        for i, name in enumerate(names):
+            for col, text in enumerate((name, str(counts.get(name, 0)), str(bad.get(name, 0)))):
+                item = QTableWidgetItem(text)
+                if col:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.class_table.setItem(i, col, item)
+        self.balance_chart.set_counts(counts, MIN_IMAGES_PER_CLASS)
+
+    def _fill_bad(self, report: ScanReport | None) -> None:
+        bad = report.bad if report else []
+        self.bad_table.setRowCount(len(bad))
+        for i, record in enumerate(bad):
+            self.bad_table.setItem(i, 0, QTableWidgetItem(record.path))
+            self.bad_table.setItem(i, 1, QTableWidgetItem(record.problem))
+            self.bad_table.item(i, 0).setToolTip(str(report.abspath(record)))
+        self.bad_heading.setText(f"Unusable files ({len(bad)})" if bad else "Unusable files: none")
+
+    def _show_warnings(self, report: ScanReport) -> None:
+        warnings = report.warnings()
+        good = len(report.good)
+        if warnings:
+            text = "Check your data before training:\n" + "\n".join(f"•  {w[0].upper()}{w[1:]}." for w in warnings)
+            self.banner.show_message(text, "error" if not report.usable else "warning")
+        else:
+            self.banner.show_message(f"Ready: {len(report.classes)} classes, {good} usable images. "
+                                     "Next, choose a model.", "info")
+
+    def _update_split_label(self) -> None:
+        data = self.state.config.data
+        train = 100 - self.val_spin.value() - self.test_spin.value()
+        text = f"Training {train} %"
+        report = self.state.report
+        if report is not None and report.good:
+            parts = stratified_split([r.label for r in report.good], data.val_fraction, data.test_fraction, data.seed)
+            text += (f"  —  {len(parts['train'])} training, {len(parts['val'])} validation and "
+                     f"{len(parts['test'])} held-out test images, each class in the same proportions.")
+        self.split_label.setText(text)
+
+    # ------------------------------------------------------------------------------------ lifetime
+
+    def shutdown(self) -> None:
+        if self._scan is not None:
+            self._scan.cancel()
+            self._scan.wait()
+        self._thumbs.shutdown()
+        self._sample.shutdown()
+
+
+def _table(columns: tuple[str, ...]) -> QTableWidget:
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setAlternatingRowColors(True)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for col in range(1, len(columns)):
+        header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+    return table
+
+
+def _percent_spin(tooltip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(0, 90)
+    spin.setSuffix(" %")
+    spin.setToolTip(tooltip)
+    return spin

@@ -1,0 +1,388 @@
+"""Model: which network, where its weights come from, what of it learns; its size, layer by layer."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.config import ModelConfig
+from studio.core.dataset import ScanReport
+from studio.core.loop import pick_device
+from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
+from studio.core.weights import WeightsUnavailable
+from studio.ui.state import QtStudioState
+from studio.ui.widgets.common import QtBanner, heading, hint
+from studio.ui.workers import QtTaskRunner
+
+WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("file", "From a file…"), ("none", "None: random start"))
+WEIGHTS_HINT = {
+    "imagenet": "Starts from a network that already learned to see on 1.2 million photos (ImageNet).",
+    "file": "Starts from a weights file you have, for example a model from an earlier project.",
+    "none": "Starts from random weights: the network learns everything from your images alone.",
+}
+MODES = (
+    ("two-stage", "Two stages: new layer first, then all"),
+    ("head", "Only the new last layer"),
+    ("last-block", "The last block and the new layer"),
+    ("full", "Every layer"),
+)
+MODE_HINT = {
+    "two-stage": "First only the new last layer learns for a few epochs, then every layer adjusts. A safe default.",
+    "head": "The pretrained network stays as it is; only the new last layer learns. Fastest, good for few images.",
+    "last-block": "The last block of the network adjusts too. A middle way between speed and accuracy.",
+    "full": "Every layer learns. The most accurate with many images, and the slowest.",
+}
+
+
+def recommendation(report: ScanReport | None, gpu: bool) -> str:
+    """Advice in one or two sentences, from the number of images and the hardware."""
+    if report is None or not report.classes:
+        return "Choose a data folder first: the advice here depends on how many images you have."
+    smallest = min(report.counts().values())
+    if smallest < 150:
+        return (f"Few images ({smallest} in the smallest class): use a pretrained backbone. EfficientNet-Lite0 "
+                "with ImageNet weights works offline and learns from few examples. A custom CNN needs many more "
+                "images, unless the pictures are very simple.")
+    if not gpu:
+        return ("Enough images to learn from. Without a GPU, EfficientNet-Lite0 or MobileNetV3 train fastest; "
+                "the custom CNN is quickest for small, simple images.")
+    return "Plenty of images and a GPU: a pretrained EfficientNet or ConvNeXt, fine-tuned fully, is most accurate."
+
+
+def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
+    """Layer table and parameter counts for the config (runs on a worker thread; no weights are read)."""
+    model = build_model(cfg, n_classes, load_weights=False)
+    if cfg.pretrained != "none":
+        model.set_trainable({"two-stage": "all"}.get(cfg.mode, cfg.mode))
+    total, trainable = count_parameters(model)
+    rows = [(r.name, r.kind, " × ".join(map(str, r.output_shape)), r.params) for r in summarize(model, cfg.image_size)]
+    return {"config": cfg, "rows": rows, "total": total, "trainable": trainable}
+
+
+def check_weights(cfg: ModelConfig, n_classes: int) -> tuple[ModelConfig, str, str]:
+    """Load the chosen starting weights once, as training will: (config, level, message)."""
+    try:
+        model = build_model(cfg, n_classes, load_weights=True)
+    except WeightsUnavailable as exc:
+        return cfg, "error", str(exc)
+    return cfg, "info", f"Starting weights ready: {model.weights_note}."
+
+
+class ModelPane(QWidget):
+    """Architecture from the registry, weights source, transfer mode, custom-CNN shape, live size."""
+
+    title = "Model"
+
+    def __init__(self, state: QtStudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.choose_weights_dialog: Callable[[], str] = self._ask_weights_file
+        self._gpu = pick_device("auto").type != "cpu"
+        self._syncing = False
+        self._checked: tuple[str, str] | None = None
+        self._summary = QtTaskRunner("studio-summary", self)
+        self._summary.result.connect(self._on_summary)
+        self._summary.failed.connect(self._on_summary_failed)
+        self._weights = QtTaskRunner("studio-weights", self)
+        self._weights.result.connect(self._on_weights_checked)
+        self._weights.failed.connect(self._on_weights_failed)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(150)
+        self._debounce.timeout.connect(self._refresh_summary)
+        self._build()
+        state.config_changed.connect(self._on_config_changed)
+        state.report_changed.connect(self._on_report_changed)
+        self._on_report_changed()
+        self._on_config_changed("model")
+
+    # ------------------------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        self.advice = QtBanner(closable=False)
+        layout.addWidget(self.advice)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_form())
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(6, 0, 0, 0)
+        self.params_label = QLabel()
+        self.params_label.setObjectName("big")
+        self.params_label.setWordWrap(True)
+        rv.addWidget(self.params_label)
+        self.build_status = QtBanner(closable=False)
+        rv.addWidget(self.build_status)
+        self.layers_heading = heading("Layers")
+        rv.addWidget(self.layers_heading)
+        self.layer_table = QTableWidget(0, 4)
+        self.layer_table.setHorizontalHeaderLabels(("Layer", "Type", "Output shape", "Parameters"))
+        self.layer_table.verticalHeader().hide()
+        self.layer_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.layer_table.setAlternatingRowColors(True)
+        header = self.layer_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        rv.addWidget(self.layer_table, 1)
+        split.addWidget(right)
+        split.setSizes([470, 600])
+        layout.addWidget(split, 1)
+
+    def _build_form(self) -> QWidget:
+        form_box = QWidget()
+        form_box.setMinimumWidth(420)
+        outer = QVBoxLayout(form_box)
+        outer.setContentsMargins(0, 0, 6, 0)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.arch_combo = QComboBox()
+        for name in list_architectures():
+            info = architecture_info(name)
+            self.arch_combo.addItem(info.title + ("  (weights included)" if info.bundled else ""), name)
+        self.arch_combo.currentIndexChanged.connect(self._on_arch_chosen)
+        form.addRow("Network", self.arch_combo)
+        self.arch_hint = hint("")
+        form.addRow("", self.arch_hint)
+
+        self.weights_combo = QComboBox()
+        for key, text in WEIGHTS:
+            self.weights_combo.addItem(text, key)
+        self.weights_combo.currentIndexChanged.connect(self._on_weights_chosen)
+        form.addRow("Starting weights", self.weights_combo)
+        file_row = QHBoxLayout()
+        self.weights_path = QLineEdit()
+        self.weights_path.setReadOnly(True)
+        self.weights_path.setPlaceholderText("no file chosen")
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.clicked.connect(self._on_browse_weights)
+        file_row.addWidget(self.weights_path, 1)
+        file_row.addWidget(self.browse_button)
+        self.file_box = QWidget()
+        self.file_box.setLayout(file_row)
+        file_row.setContentsMargins(0, 0, 0, 0)
+        form.addRow("", self.file_box)
+        self.weights_hint = hint("")
+        form.addRow("", self.weights_hint)
+
+        self.mode_combo = QComboBox()
+        for key, text in MODES:
+            self.mode_combo.addItem(text, key)
+        self.mode_combo.currentIndexChanged.connect(self._on_edited)
+        form.addRow("What learns", self.mode_combo)
+        self.mode_hint = hint("")
+        form.addRow("", self.mode_hint)
+
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(8, 1024)
+        self.size_spin.setSingleStep(8)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.valueChanged.connect(self._on_edited)
+        form.addRow("Image size", self.size_spin)
+        self.size_hint = hint("")
+        form.addRow("", self.size_hint)
+        outer.addLayout(form)
+
+        self.custom_box = QGroupBox("Custom CNN")
+        custom = QFormLayout(self.custom_box)
+        self.blocks_spin = _spin(1, 8, "Each block finds patterns, then halves the picture: more see larger shapes")
+        self.width_spin = _spin(1, 512, "Filters in the first block (doubling per block): more can learn more, slower")
+        self.dropout_spin = QDoubleSpinBox()
+        self.dropout_spin.setRange(0.0, 0.9)
+        self.dropout_spin.setSingleStep(0.05)
+        self.dropout_spin.setToolTip("Share of features switched off at random while learning: fights memorizing")
+        self.kernel_combo = QComboBox()
+        for k in (1, 3, 5, 7):
+            self.kernel_combo.addItem(f"{k} × {k}", k)
+        self.kernel_combo.setToolTip("How many neighbouring pixels each filter looks at")
+        for w in (self.blocks_spin, self.width_spin, self.dropout_spin):
+            w.valueChanged.connect(self._on_edited)
+        self.kernel_combo.currentIndexChanged.connect(self._on_edited)
+        custom.addRow("Blocks", self.blocks_spin)
+        custom.addRow("Width", self.width_spin)
+        custom.addRow("Dropout", self.dropout_spin)
+        custom.addRow("Kernel size", self.kernel_combo)
+        outer.addWidget(self.custom_box)
+        self.weights_status = QtBanner(closable=False)
+        outer.addWidget(self.weights_status)
+        outer.addStretch(1)
+        return form_box
+
+    # ------------------------------------------------------------------------------------ edits → state
+
+    @Slot()
+    def _on_arch_chosen(self) -> None:
+        if self._syncing:
+            return
+        info = architecture_info(self.arch_combo.currentData())
+        # What a user switching networks expects: its own image size, and its pretrained weights if it has any.
+        self.state.update("model", arch=info.name, image_size=info.default_image_size,
+                          pretrained="imagenet" if info.imagenet else "none",
+                          mode="two-stage" if info.imagenet else "full")
+
+    @Slot()
+    def _on_weights_chosen(self) -> None:
+        if self._syncing:
+            return
+        key = self.weights_combo.currentData()
+        if key == "file":
+            path = self.choose_weights_dialog()
+            if not path:
+                self._on_config_changed("model")  # back to what it was
+                return
+            self.state.update("model", pretrained=path, mode=self._mode_for_pretrained())
+        else:
+            self.state.update("model", pretrained=key, mode="full" if key == "none" else self._mode_for_pretrained())
+
+    @Slot()
+    def _on_browse_weights(self) -> None:
+        path = self.choose_weights_dialog()
+        if path:
+            self.state.update("model", pretrained=path, mode=self._mode_for_pretrained())
+
+    def _mode_for_pretrained(self) -> str:
+        current = self.state.config.model
+        return "two-stage" if current.pretrained == "none" else current.mode
+
+    @Slot()
+    def _on_edited(self) -> None:
+        if self._syncing:
+            return
+        self.state.update(
+            "model", mode=self.mode_combo.currentData(), image_size=self.size_spin.value(),
+            blocks=self.blocks_spin.value(), width=self.width_spin.value(),
+            dropout=round(self.dropout_spin.value(), 2), kernel_size=self.kernel_combo.currentData(),
+        )
+
+    def _ask_weights_file(self) -> str:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", "",
+                                              "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
+        return path
+
+    # ------------------------------------------------------------------------------------ state → widgets
+
+    @Slot(str)
+    def _on_config_changed(self, section: str) -> None:
+        if section != "model":
+            return
+        cfg = self.state.config.model
+        info = architecture_info(cfg.arch)
+        self._syncing = True
+        self.arch_combo.setCurrentIndex(max(0, self.arch_combo.findData(cfg.arch)))
+        source = cfg.pretrained if cfg.pretrained in ("imagenet", "none") else "file"
+        self.weights_combo.model().item(0).setEnabled(info.imagenet)
+        self.weights_combo.setCurrentIndex(self.weights_combo.findData(source))
+        self.weights_path.setText(cfg.pretrained if source == "file" else "")
+        self.file_box.setVisible(source == "file")
+        self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(cfg.mode)))
+        self.mode_combo.setEnabled(source != "none")
+        self.size_spin.setValue(cfg.image_size)
+        self.blocks_spin.setValue(cfg.blocks)
+        self.width_spin.setValue(cfg.width)
+        self.dropout_spin.setValue(cfg.dropout)
+        self.kernel_combo.setCurrentIndex(max(0, self.kernel_combo.findData(cfg.kernel_size)))
+        self._syncing = False
+        self.custom_box.setVisible(cfg.arch == "custom")
+        self.arch_hint.setText(info.description + ".")
+        self.weights_hint.setText(WEIGHTS_HINT[source])
+        self.mode_hint.setText(MODE_HINT[cfg.mode] if source != "none" else
+                               "Every layer learns: there is nothing pretrained to keep.")
+        self.size_hint.setText(f"Images are scaled to this square size; larger shows more detail but trains slower. "
+                               f"{info.title} is usually used at {info.default_image_size} px.")
+        self.layers_heading.setText(f"Layers for {cfg.image_size} × {cfg.image_size} px images")
+        self._debounce.start()
+        self._check_weights()
+
+    @Slot()
+    def _on_report_changed(self) -> None:
+        self.advice.show_message("Advice: " + recommendation(self.state.report, self._gpu), "info")
+        self._debounce.start()
+
+    def _n_classes(self) -> int:
+        report = self.state.report
+        return max(2, len(report.classes)) if report else 2
+
+    @Slot()
+    def _refresh_summary(self) -> None:
+        self._summary.submit(describe_model, copy.deepcopy(self.state.config.model), self._n_classes())
+
+    def _check_weights(self) -> None:
+        cfg = self.state.config.model
+        if (cfg.arch, cfg.pretrained) == self._checked:
+            return
+        self._checked = (cfg.arch, cfg.pretrained)
+        if cfg.pretrained == "none":
+            self.weights_status.clear()
+            return
+        self.weights_status.show_message("Checking the starting weights… (ImageNet weights are downloaded once, "
+                                         "if this computer is online)", "info")
+        self._weights.submit(check_weights, copy.deepcopy(cfg), self._n_classes())
+
+    @Slot(object)
+    def _on_summary(self, value: object) -> None:
+        result = dict(value)  # type: ignore[call-overload]
+        if result["config"] != self.state.config.model:
+            return
+        self.build_status.clear()
+        total, trainable = result["total"], result["trainable"]
+        learn = "all of them learn" if trainable == total else f"{trainable:,} of them learn"
+        self.params_label.setText(f"{total:,} parameters — {learn}")
+        rows = result["rows"]
+        self.layer_table.setRowCount(len(rows))
+        for i, (name, kind, shape, params) in enumerate(rows):
+            for col, text in enumerate((name, kind, shape, f"{params:,}" if params else "")):
+                item = QTableWidgetItem(text)
+                if col == 3:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.layer_table.setItem(i, col, item)
+
+    @Slot(str)
+    def _on_summary_failed(self, message: str) -> None:
+        self.params_label.setText("This network cannot be built with these settings.")
+        self.layer_table.setRowCount(0)
+        self.build_status.show_message(message, "error")
+
+    @Slot(object)
+    def _on_weights_checked(self, value: object) -> None:
+        cfg, level, message = value  # type: ignore[misc]
+        if cfg == self.state.config.model or (cfg.arch, cfg.pretrained) == (self.state.config.model.arch,
+                                                                             self.state.config.model.pretrained):
+            self.weights_status.show_message(message, level)
+
+    @Slot(str)
+    def _on_weights_failed(self, message: str) -> None:
+        if self.state.config.model.pretrained != "none":
+            self.weights_status.show_message(message, "error")
+
+    def shutdown(self) -> None:
+        self._debounce.stop()
+        self._summary.shutdown()
+        self._weights.shutdown()
+
+
+def _spin(low: int, high: int, tooltip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setToolTip(tooltip)
+    return spin

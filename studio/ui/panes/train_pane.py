@@ -1,0 +1,419 @@
+"""Train: the recipe, Start / Pause / Stop, live curves, progress with ETA, a log, and earlier runs."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.config import ConfigError
+from studio.ui.state import QtStudioState
+from studio.ui.widgets.charts import QtTrainingPlot
+from studio.ui.widgets.common import QtBanner, heading
+from studio.ui.widgets.run_list import QtRunList
+from studio.ui.workers import QtWorkerThread, TrainWorker
+
+OPTIMIZERS = (("adamw", "AdamW (adaptive, a safe default)"), ("sgd", "SGD with momentum"))
+SCHEDULES = (("cosine", "Cosine: slow down smoothly"), ("onecycle", "One-cycle: up, then down"),
+             ("step", "Step: divide by 10 every 10 epochs"), ("constant", "Constant"))
+IMBALANCE = (("none", "Treat all images alike"), ("weighted-loss", "Count rare classes more"),
+             ("balanced-sampler", "Show every class equally often"))
+PAGE_OF_FIELD = {"data": "Data", "augment": "Augment", "model": "Model", "train": "Train"}
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+class TrainPane(QWidget):
+    """Starts one `TrainWorker` at a time and draws what it reports; lists and compares earlier runs."""
+
+    title = "Train"
+
+    def __init__(self, state: QtStudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.worker: TrainWorker | None = None
+        self._run: QtWorkerThread | None = None
+        self._syncing = False
+        self.live: list[dict] = []  # epochs of the current (or last) run
+        self._live_label = "this run"
+        self._epochs = 0
+        self._epoch_clock: tuple[int, float, int] | None = None  # epoch, time of its first batch report, batch
+        self._build()
+        state.config_changed.connect(self._on_config_changed)
+        state.run_state_changed.connect(self._update_buttons)
+        state.report_changed.connect(self._update_buttons)
+        state.runs_changed.connect(self._refresh_runs)
+        state.stop_requested.connect(self._on_stop)
+        self._on_config_changed("train")
+        self._refresh_runs()
+        self._update_buttons()
+
+    # ------------------------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        layout = QHBoxLayout(self)
+        left = QWidget()
+        left.setFixedWidth(380)
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 6, 0)
+        lv.addWidget(self._build_recipe())
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.start_button.clicked.connect(self._on_start)
+        self.pause_button.clicked.connect(self._on_pause)
+        self.stop_button.clicked.connect(self._on_stop)
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        lv.addLayout(buttons)
+        lv.addWidget(heading("Runs in this project"))
+        self.run_list = QtRunList()
+        self.run_list.selection_changed.connect(self._on_runs_selected)
+        lv.addWidget(self.run_list, 1)
+        self.continue_button = QPushButton("Continue the selected run")
+        self.continue_button.setToolTip("Train a stopped run further, from its last checkpoint")
+        self.continue_button.clicked.connect(self._on_continue)
+        lv.addWidget(self.continue_button)
+        layout.addWidget(left)
+
+        right = QVBoxLayout()
+        self.banner = QtBanner()
+        right.addWidget(self.banner)
+        self.progress = QProgressBar()
+        self.progress.setFormat("Not running")
+        self.progress.setValue(0)
+        right.addWidget(self.progress)
+        self.eta_label = QLabel("Press Start to train a model with the settings of every page.")
+        self.eta_label.setObjectName("hint")
+        right.addWidget(self.eta_label)
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.plot = QtTrainingPlot()
+        split.addWidget(self.plot)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.log.setPlaceholderText("What the run does, step by step, appears here.")
+        split.addWidget(self.log)
+        split.setSizes([420, 160])
+        right.addWidget(split, 1)
+        layout.addLayout(right, 1)
+
+    def _build_recipe(self) -> QGroupBox:
+        box = QGroupBox("Training recipe")
+        form = QFormLayout(box)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 10_000)
+        self.epochs_spin.setToolTip("Passes over all training images")
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(5)
+        self.lr_spin.setRange(0.00001, 1.0)
+        self.lr_spin.setSingleStep(0.0001)
+        self.lr_spin.setToolTip("How big a step each update takes. Too high and the loss jumps about or becomes NaN")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setToolTip("Images per update; lower it if memory runs out")
+        self.optimizer_combo = _combo(OPTIMIZERS)
+        self.schedule_combo = _combo(SCHEDULES)
+        self.early_check = QCheckBox("after")
+        self.early_spin = QSpinBox()
+        self.early_spin.setRange(1, 1000)
+        self.early_spin.setSuffix(" epochs without progress")
+        self.imbalance_combo = _combo(IMBALANCE)
+        self.imbalance_combo.setToolTip("For classes of very different sizes")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("optional, e.g. 'first try'")
+        early = QHBoxLayout()
+        early.addWidget(self.early_check)
+        early.addWidget(self.early_spin, 1)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Optimizer", self.optimizer_combo)
+        form.addRow("Schedule", self.schedule_combo)
+        form.addRow("Stop early", early)
+        form.addRow("Class sizes", self.imbalance_combo)
+        form.addRow("Run name", self.name_edit)
+        for spin in (self.epochs_spin, self.batch_spin, self.early_spin, self.lr_spin):
+            spin.valueChanged.connect(self._on_edited)
+        for combo in (self.optimizer_combo, self.schedule_combo, self.imbalance_combo):
+            combo.currentIndexChanged.connect(self._on_edited)
+        self.early_check.toggled.connect(self._on_edited)
+        return box
+
+    # ------------------------------------------------------------------------------------ recipe ↔ state
+
+    @Slot()
+    def _on_edited(self) -> None:
+        if self._syncing:
+            return
+        self.state.update(
+            "train", epochs=self.epochs_spin.value(), lr=round(self.lr_spin.value(), 6),
+            batch_size=self.batch_spin.value(), optimizer=self.optimizer_combo.currentData(),
+            schedule=self.schedule_combo.currentData(), imbalance=self.imbalance_combo.currentData(),
+            early_stopping=self.early_spin.value() if self.early_check.isChecked() else 0,
+        )
+
+    @Slot(str)
+    def _on_config_changed(self, section: str) -> None:
+        if section != "train":
+            return
+        t = self.state.config.train
+        self._syncing = True
+        self.epochs_spin.setValue(t.epochs)
+        self.lr_spin.setValue(t.lr)
+        self.batch_spin.setValue(t.batch_size)
+        for combo, value in ((self.optimizer_combo, t.optimizer), (self.schedule_combo, t.schedule),
+                             (self.imbalance_combo, t.imbalance)):
+            combo.setCurrentIndex(max(0, combo.findData(value)))
+        self.early_check.setChecked(t.early_stopping > 0)
+        self.early_spin.setEnabled(t.early_stopping > 0)
+        if t.early_stopping:
+            self.early_spin.setValue(t.early_stopping)
+        self._syncing = False
+
+    # ------------------------------------------------------------------------------------ controls
+
+    @Slot()
+    def _on_start(self) -> None:
+        if self._run is not None or self.state.running:
+            self.banner.show_message("A run is already going; stop it before starting another.", "warning")
+            return
+        report = self.state.report
+        if report is None:
+            self.banner.show_message("Choose a data folder on the Data page first (or wait for its check to "
+                                     "finish).", "error")
+            return
+        config = copy.deepcopy(self.state.config)
+        config.name = self.name_edit.text().strip()
+        try:
+            config.validate()
+            project = self.state.project
+        except ConfigError as exc:
+            page = PAGE_OF_FIELD.get(exc.field.split(".")[0], "")
+            where = f" (see the {page} page)" if page else ""
+            self.banner.show_message(f"Cannot start: {exc}{where}.", "error")
+            return
+        except OSError as exc:
+            self.banner.show_message(f"Cannot open the project folder {self.state.project_dir}: {exc}", "error")
+            return
+        self.live, self._live_label = [], config.name or "this run"
+        self._launch(TrainWorker(config, project=project, report=report))
+
+    @Slot()
+    def _on_continue(self) -> None:
+        runs = self.run_list.selected_runs()
+        if len(runs) != 1 or self._run is not None:
+            return
+        run = runs[0]
+        self.live = [dict(r) for r in self.state.project.epochs(run.id)]
+        self._live_label = run.name
+        self._launch(TrainWorker(None, resume_dir=run.folder))
+
+    def _launch(self, worker: TrainWorker) -> None:
+        worker.status.connect(self._on_status)
+        worker.progress.connect(self._on_progress)
+        worker.run_started.connect(self._on_run_started)
+        worker.batch.connect(self._on_batch)
+        worker.epoch.connect(self._on_epoch)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        self.worker = worker
+        self._run = QtWorkerThread(worker, "studio-train")
+        self._run.finished.connect(self._on_run_ended)
+        self.banner.clear()
+        self.log.clear()
+        self.run_list.clearSelection()
+        self.plot.set_runs([(self._live_label, self.live)])
+        self._epoch_clock = None
+        self.state.set_run_state("preparing")
+        self._run.start()
+
+    @Slot()
+    def _on_pause(self) -> None:
+        if self.worker is None:
+            return
+        if self.state.run_state == "paused":
+            self.worker.resume()
+            self.state.set_run_state("training", self._epoch_text())
+            self._epoch_clock = None  # the pause must not count into the ETA
+        elif self.state.run_state in ("preparing", "training"):
+            self.worker.pause()
+            self.state.set_run_state("paused", self.state.run_detail)
+            self._append("Paused: training waits after the current batch. Resume to go on.")
+
+    @Slot()
+    def _on_stop(self) -> None:
+        if self.worker is not None and self.state.run_state != "stopping":
+            self.worker.stop()
+            self.state.set_run_state("stopping")
+            self._append("Stopping after the current batch; the last finished epoch's checkpoint is kept.")
+
+    @Slot()
+    def _update_buttons(self) -> None:
+        state, active = self.state.run_state, self._run is not None
+        self.start_button.setEnabled(not active and self.state.report is not None and self.state.report.usable)
+        self.pause_button.setEnabled(active and state in ("preparing", "training", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(active and state != "stopping")
+        runs = self.run_list.selected_runs()
+        self.continue_button.setEnabled(
+            not active and len(runs) == 1 and runs[0].status in ("stopped", "failed")
+            and (Path(runs[0].folder) / "last.pt").is_file())
+
+    # ------------------------------------------------------------------------------------ worker → window
+
+    def _append(self, text: str) -> None:
+        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
+
+    def _epoch_text(self) -> str:
+        done = self.live[-1]["epoch"] if self.live else 0
+        return f"epoch {min(done + 1, self._epochs)} of {self._epochs}" if self._epochs else ""
+
+    @Slot(str)
+    def _on_status(self, message: str) -> None:
+        self._append(message)
+        self.progress.setFormat(message)
+
+    @Slot(int, int, str)
+    def _on_progress(self, done: int, total: int, what: str) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{what[:1].upper()}{what[1:]}: %v of %m")
+
+    @Slot(dict)
+    def _on_run_started(self, info: dict) -> None:
+        self._epochs = info["epochs"]
+        self._append(f"Run folder: {info['run_dir']}")
+        self._append(f"{len(info['classes'])} classes; {info['train_images']} training, {info['val_images']} "
+                     f"validation, {info['test_images']} test images; {info['device']}, {info['precision']}; "
+                     f"{info['trainable_parameters']:,} of {info['parameters']:,} parameters learn")
+        for note in info["notes"]:
+            self._append(f"Note: {note}")
+        if self.state.run_state == "preparing":
+            self.state.set_run_state("training", self._epoch_text())
+        self.state.runs_changed.emit()
+
+    @Slot(dict)
+    def _on_batch(self, info: dict) -> None:
+        now = time.monotonic()
+        if self._epoch_clock is None or self._epoch_clock[0] != info["epoch"]:
+            self._epoch_clock = (info["epoch"], now, info["batch"])
+        epoch, started, first = self._epoch_clock
+        self.progress.setRange(0, info["batches"])
+        self.progress.setValue(info["batch"])
+        self.progress.setFormat(f"Epoch {epoch} of {self._epochs} — batch %v of %m — loss {info['loss']:.4f}")
+        left_batches = info["batches"] - info["batch"]
+        if info["batch"] > first:
+            per_batch = (now - started) / (info["batch"] - first)
+            epoch_left = per_batch * left_batches
+            later = self._epochs - epoch
+            per_epoch = (sum(r["seconds"] for r in self.live[-3:]) / len(self.live[-3:])) if self.live else \
+                per_batch * info["batches"]
+            self.eta_label.setText(f"This epoch: about {duration(epoch_left)} left · whole run: about "
+                                   f"{duration(epoch_left + later * per_epoch)} left · "
+                                   f"{info['images_per_second']:,.0f} images/s")
+
+    @Slot(dict)
+    def _on_epoch(self, info: dict) -> None:
+        row = {k: info[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")}
+        self.live.append(row)
+        stage = " (new layer only)" if info["stage"] == "head" else ""
+        best = "  ★ best so far" if info["is_best"] else ""
+        self._append(f"Epoch {info['epoch']}/{info['epochs']}{stage}: train loss {info['train_loss']:.4f}, "
+                     f"accuracy {_pct(info['train_acc'])}; validation loss "
+                     f"{'—' if info['val_loss'] is None else format(info['val_loss'], '.4f')}, accuracy "
+                     f"{_pct(info['val_acc'])}; {info['seconds']:.1f} s{best}")
+        if not self.run_list.selected_runs():
+            self.plot.set_runs([(self._live_label, self.live)])
+        if self.state.run_state == "training":
+            self.state.set_run_state("training", self._epoch_text())
+
+    @Slot(dict)
+    def _on_finished(self, result: dict) -> None:
+        words = {"finished": "Finished", "stopped": "Stopped", "early-stopped": "Stopped early (no more progress)"}
+        text = (f"{words.get(result['status'], result['status'])} after {result['epochs_done']} epoch(s): best "
+                f"validation accuracy {_pct(result['best_val_acc'])} at epoch {result['best_epoch']}.")
+        if result.get("test_acc") is not None:
+            text += f" Held-out test accuracy: {_pct(result['test_acc'])}."
+        if result["epochs_done"]:
+            text += f"\nModel saved in {result['checkpoint']}"
+        self._append(text.replace("\n", " "))
+        self.banner.show_message(text, "info" if result["status"] != "stopped" or result["epochs_done"] else "warning")
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._append(f"Failed: {message}")
+        self.banner.show_message(message, "error")
+
+    @Slot()
+    def _on_run_ended(self) -> None:
+        self._run = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Not running")
+        self.eta_label.setText("Press Start to train again, or select runs on the left to compare their curves.")
+        self.state.set_run_state("idle")
+        self.state.runs_changed.emit()
+        self._update_buttons()
+
+    # ------------------------------------------------------------------------------------ earlier runs
+
+    @Slot()
+    def _refresh_runs(self) -> None:
+        try:
+            self.run_list.set_runs(self.state.project.runs())
+        except OSError as exc:
+            self.banner.show_message(f"Cannot open the project folder {self.state.project_dir}: {exc}", "error")
+
+    @Slot(list)
+    def _on_runs_selected(self, runs: list) -> None:
+        self._update_buttons()
+        if not runs:
+            self.plot.set_runs([(self._live_label, self.live)])
+            return
+        self.plot.set_runs([(run.name, self.state.project.epochs(run.id)) for run in runs])
+
+    def shutdown(self) -> None:
+        """Stop the run and wait for it (the window normally waits asynchronously first)."""
+        if self._run is not None:
+            self._run.cancel()
+            self._run.wait()
+
+
+def _combo(items: tuple[tuple[str, str], ...]) -> QComboBox:
+    combo = QComboBox()
+    for key, text in items:
+        combo.addItem(text, key)
+    return combo

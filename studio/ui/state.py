@@ -1,0 +1,130 @@
+"""The window's one shared model: a run config, the scan of its folder, the project, the run state.
+
+Panes get this object in their constructor, write the user's edits into it and
+redraw when it says something changed. They never call each other: a pane that
+needs to react to another pane's edit listens to the signal here instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.core.config import RunConfig
+from studio.core.dataset import ScanReport
+from studio.core.project import Project, default_project_dir
+
+MAX_RECENT = 8
+
+RUN_STATE_TEXT = {
+    "idle": "Ready",
+    "preparing": "Preparing the run",
+    "training": "Training",
+    "paused": "Paused",
+    "stopping": "Stopping, keeping the last checkpoint",
+}
+
+
+class QtStudioState(QObject):
+    """Holds ONE `RunConfig`; every edit goes through `update` so every pane hears of it."""
+
+    config_changed = Signal(str)  # the section that changed: "data", "augment", "model", "train"
+    folder_changed = Signal(str)  # a data folder was chosen: it must be scanned
+    report_changed = Signal()  # the scan of the data folder arrived (or was cleared)
+    run_state_changed = Signal(str)  # one of RUN_STATE_TEXT
+    runs_changed = Signal()  # a run started or ended: the project's run list is out of date
+    recent_changed = Signal()
+    stop_requested = Signal()  # someone (the closing window) wants the current run stopped
+    sample_requested = Signal()  # someone wants the built-in sample data set opened
+
+    def __init__(self, config: RunConfig | None = None, *, project_dir: str | Path | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.config = config or RunConfig()
+        self.report: ScanReport | None = None
+        self.recent_folders: list[str] = []
+        self.run_state = "idle"
+        self.run_detail = ""
+        self._project_dir = Path(project_dir) if project_dir else None
+        self._project: Project | None = None
+
+    # ------------------------------------------------------------------------------------ config
+
+    def update(self, section: str, **values: object) -> None:
+        """Set fields of one config section; emits `config_changed(section)` when anything changed."""
+        target = getattr(self.config, section)
+        changed = False
+        for key, value in values.items():
+            if not hasattr(target, key):
+                raise AttributeError(f"{section} has no setting {key!r}")
+            if getattr(target, key) != value:
+                setattr(target, key, value)
+                changed = True
+        if changed:
+            self.config_changed.emit(section)
+
+    def replace(self, section: str, value: object) -> None:
+        """Swap a whole section, e.g. the augmentation settings of a preset."""
+        setattr(self.config, section, value)
+        self.config_changed.emit(section)
+
+    # ------------------------------------------------------------------------------------ data
+
+    @property
+    def folder(self) -> str:
+        return self.config.data.root
+
+    def set_folder(self, folder: str | Path) -> None:
+        """Choose the data folder: the data pane scans it and `report_changed` follows."""
+        path = str(Path(folder).expanduser().absolute())
+        self.config.data.root = path
+        self.report = None
+        self.add_recent(path)
+        self.config_changed.emit("data")
+        self.report_changed.emit()
+        self.folder_changed.emit(path)
+
+    def set_report(self, report: ScanReport | None) -> None:
+        self.report = report
+        self.report_changed.emit()
+
+    def add_recent(self, folder: str) -> None:
+        self.recent_folders = [folder] + [f for f in self.recent_folders if f != folder]
+        del self.recent_folders[MAX_RECENT:]
+        self.recent_changed.emit()
+
+    def request_sample(self) -> None:
+        self.sample_requested.emit()
+
+    # ------------------------------------------------------------------------------------ project and runs
+
+    @property
+    def project_dir(self) -> Path:
+        return self._project_dir or default_project_dir()
+
+    @property
+    def project(self) -> Project:
+        """Opened on first use (it creates its folder and database); may raise OSError."""
+        if self._project is None:
+            self._project = Project(self.project_dir)
+        return self._project
+
+    @property
+    def running(self) -> bool:
+        return self.run_state != "idle"
+
+    def set_run_state(self, state: str, detail: str = "") -> None:
+        if state not in RUN_STATE_TEXT:
+            raise ValueError(f"unknown run state {state!r}")
+        if (state, detail) != (self.run_state, self.run_detail):
+            self.run_state, self.run_detail = state, detail
+            self.run_state_changed.emit(state)
+
+    def run_state_text(self) -> str:
+        text = RUN_STATE_TEXT[self.run_state]
+        return f"{text} — {self.run_detail}" if self.run_detail else text
+
+    def request_stop(self) -> None:
+        if self.running:
+            self.stop_requested.emit()
