@@ -30,6 +30,7 @@ from digits import write_digits  # noqa: E402
 from studio.core.callbacks import Callback  # noqa: E402
 from studio.core.config import ModelConfig, RunConfig  # noqa: E402
 from studio.core.models import build_model  # noqa: E402
+from studio.core.runfiles import read_split  # noqa: E402
 from studio.core.train import Trainer  # noqa: E402
 
 
@@ -41,7 +42,8 @@ class Speed(Callback):
         self.epochs.append((info.images_per_second, info.seconds, info.val_acc))
 
 
-def engine(data: Path, project: Path, size: int, epochs: int, batch: int, precision: str) -> tuple[float, float]:
+def engine(data: Path, project: Path, size: int, epochs: int, batch: int, precision: str
+           ) -> tuple[float, float, Path]:
     cfg = RunConfig()
     cfg.data.root = str(data)
     cfg.model.image_size = size
@@ -49,19 +51,20 @@ def engine(data: Path, project: Path, size: int, epochs: int, batch: int, precis
     cfg.train.channels_last = precision != "fp32"
     cfg.train.warmup_epochs = 0
     speed = Speed()
-    Trainer(cfg, project=project, callbacks=[speed]).run()
+    result = Trainer(cfg, project=project, callbacks=[speed]).run()
     later = speed.epochs[1:] or speed.epochs
-    return sum(s[0] for s in later) / len(later), speed.epochs[-1][2] or 0.0
+    return sum(s[0] for s in later) / len(later), speed.epochs[-1][2] or 0.0, Path(result.run_dir)
 
 
-def plain(data: Path, size: int, epochs: int, batch: int) -> tuple[float, float]:
-    """A tutorial loop; the split matches the engine's 80/20 share but not its exact images."""
+def plain(data: Path, size: int, epochs: int, batch: int, run_dir: Path) -> tuple[float, float]:
+    """A tutorial loop, on exactly the train/val images of the engine's run (its split.csv)."""
     tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(),
                              transforms.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))])
     full = datasets.ImageFolder(str(data), transform=tf)
-    g = torch.Generator().manual_seed(0)
-    n_val = int(0.2 * len(full))
-    train_set, val_set = torch.utils.data.random_split(full, [len(full) - n_val, n_val], generator=g)
+    where = {row[0]: row[2] for row in read_split(run_dir)}
+    rel = [Path(p).relative_to(data).as_posix() for p, _ in full.samples]
+    train_set = torch.utils.data.Subset(full, [i for i, r in enumerate(rel) if where.get(r) == "train"])
+    val_set = torch.utils.data.Subset(full, [i for i, r in enumerate(rel) if where.get(r) == "val"])
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=0)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=batch, num_workers=0)
     cfg = ModelConfig(image_size=size)
@@ -104,12 +107,13 @@ def main() -> None:
         data = Path(args.data) if args.data else write_digits(Path(tmp) / f"digits{args.size}", args.size)
         print(f"data {data}, {args.size} px, {args.epochs} epochs, batch {args.batch_size}, "
               f"{torch.get_num_threads()} threads")
-        p_speed, p_acc = plain(data, args.size, args.epochs, args.batch_size)
+        e32_speed, e32_acc, run_dir = engine(data, Path(tmp) / "p32", args.size, args.epochs, args.batch_size,
+                                             "fp32")
+        e_speed, e_acc, _ = engine(data, Path(tmp) / "pa", args.size, args.epochs, args.batch_size, "auto")
+        p_speed, p_acc = plain(data, args.size, args.epochs, args.batch_size, run_dir)
         print(f"plain loop (ImageFolder, PIL per sample, fp32): {p_speed:8.0f} img/s  val acc {100 * p_acc:.1f}%")
-        e32_speed, e32_acc = engine(data, Path(tmp) / "p32", args.size, args.epochs, args.batch_size, "fp32")
         print(f"engine, fp32 (cache only):                      {e32_speed:8.0f} img/s  val acc {100 * e32_acc:.1f}%"
               f"  ratio {e32_speed / p_speed:.2f}x")
-        e_speed, e_acc = engine(data, Path(tmp) / "pa", args.size, args.epochs, args.batch_size, "auto")
         print(f"engine, auto precision + channels_last:         {e_speed:8.0f} img/s  val acc {100 * e_acc:.1f}%"
               f"  ratio {e_speed / p_speed:.2f}x")
 

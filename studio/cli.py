@@ -168,7 +168,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if args.json:
+    from studio.core.distributed import is_main
+
+    if args.json and is_main():
         print(json.dumps(result.to_dict(), indent=2))
     return 130 if result.status == "stopped" else 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,19 @@ def test_offline_pretrained_message_from_cli(tmp_path: Path, capsys: pytest.Capt
                            "resnet18", "--pretrained", "imagenet", "--epochs", "1", "--image-size", "32")
     assert code == 1
     assert "resnet18-f37072fd.pth" in err and "--pretrained" in err and "Traceback" not in err
+
+
+def test_torchrun_two_processes_write_one_run(tmp_path: Path) -> None:
+    """The same `studio train` under torchrun: DDP over Gloo on the CPU, only rank 0 writes."""
+    data = make_colour_folder(tmp_path / "data")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "studio.cli", "train",
+           "--data", str(data), "--project", str(tmp_path / "p"), "--epochs", "2", "--image-size", "24",
+           "--width", "8", "--batch-size", "8", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = list((tmp_path / "p" / "runs").iterdir())
+    assert len(runs) == 1
+    assert (runs[0] / "best.pt").is_file()
+    summary = json.loads(out.stdout[out.stdout.index("{"):])
+    assert summary["epochs_done"] == 2 and summary["status"] == "finished"
+    assert out.stdout.count("\"run_dir\"") == 1  # one voice, not one per rank

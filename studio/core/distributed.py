@@ -58,6 +58,16 @@ def broadcast_str(value: str) -> str:
     return str(box[0])
 
 
+def average_epoch(loss: float, accuracy: float, images: int) -> tuple[float, float, int]:
+    """Each rank saw its own share of the epoch: combine them into the whole epoch's figures."""
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return loss, accuracy, images
+    t = torch.tensor([loss * images, accuracy * images, float(images)], dtype=torch.float64)
+    tdist.all_reduce(t)
+    n = max(t[2].item(), 1.0)
+    return t[0].item() / n, t[1].item() / n, int(t[2].item())
+
+
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel averages gradients so every rank takes the same step."""
     ids = [device.index] if device.type == "cuda" else None

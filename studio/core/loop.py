@@ -18,6 +18,7 @@ from torch import nn
 
 from studio.core.augment import augment_batch, normalize_batch
 from studio.core.cache import Cancelled, ImageCache
+from studio.core.config import TrainConfig
 
 
 class NonFiniteLoss(RuntimeError):
@@ -159,6 +160,29 @@ def compute_features(backbone: nn.Module, batches: PixelBatches, autocast) -> to
         with autocast():
             out.append(backbone(x).float())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+# ---------------------------------------------------------------------------------------------- recipe
+
+
+def make_criterion(train: TrainConfig, train_labels: torch.Tensor, n_classes: int, device: torch.device
+                   ) -> tuple[nn.Module, torch.Tensor | None]:
+    """The training loss, and per-image sampling weights when the sampler balances classes instead."""
+    counts = torch.bincount(train_labels, minlength=n_classes).double().clamp_min(1)
+    weights = sample_weights = None
+    if train.imbalance == "weighted-loss":
+        weights = (counts.sum() / (n_classes * counts)).float().to(device)
+    elif train.imbalance == "balanced-sampler":
+        sample_weights = (1.0 / counts)[train_labels].double()
+    return nn.CrossEntropyLoss(weight=weights, label_smoothing=train.label_smoothing), sample_weights
+
+
+def plan_stages(mode: str, epochs: int, head_epochs: int) -> list[tuple[str, int, int]]:
+    """(what trains, first epoch, end epoch) per stage; two-stage warms the new head up first."""
+    if mode == "two-stage":
+        head = min(head_epochs, epochs - 1) if epochs > 1 else epochs
+        return [("head", 0, head), ("all", head, epochs)] if head else [("all", 0, epochs)]
+    return [({"head": "head", "last-block": "last-block"}.get(mode, "all"), 0, epochs)]
 
 
 # ---------------------------------------------------------------------------------------------- schedule

@@ -50,6 +50,14 @@ def read_split(run_dir: Path) -> list[tuple[str, str, str]]:
         return [(r[0], r[1], r[2]) for r in reader if len(r) == 3]
 
 
+def split_counts(rows: Sequence[tuple[str, str, str]], classes: list[str]) -> dict[str, dict[str, int]]:
+    """{split: {class: images}} for the splits that hold any image."""
+    counts: dict[str, dict[str, int]] = {s: {c: 0 for c in classes} for s in ("train", "val", "test")}
+    for _, cls, split in rows:
+        counts[split][cls] += 1
+    return {s: c for s, c in counts.items() if sum(c.values())}
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 

@@ -33,13 +33,15 @@ from studio.core.loop import (
     compute_features,
     describe_device,
     evaluate,
+    make_criterion,
     pick_device,
     pick_precision,
+    plan_stages,
     train_one_epoch,
 )
 from studio.core.models import architecture_info, build_model, count_parameters
 from studio.core.project import Project, default_project_dir
-from studio.core.runfiles import read_split, write_history, write_report, write_split
+from studio.core.runfiles import read_split, split_counts, write_history, write_report, write_split
 from studio.core.weights import WeightsUnavailable
 
 
@@ -112,15 +114,18 @@ class Trainer:
     def _run(self, started: float) -> RunResult:
         cfg = self.config.validate()
         self.rank, self.world = dist.setup()
+        if not dist.is_main():
+            self.callbacks = CallbackList([])  # one voice: rank 0 reports for all
         self._state = _State()
         project = self._open_project(cfg)
         report = self._scan(cfg)
-        classes = report.classes
+        # A resumed run keeps its own classes, even if the folder gained or lost some since.
+        classes = list(self._resume["classes"]) if self._resume else report.classes
         ids = project.record_scan(report) if dist.is_main() else {}
         self._make_run_dir(project, cfg, report.root)
         rows = self._split(cfg, report)
         good = {r.path: r for r in report.good}
-        rows = [row for row in rows if row[0] in good]
+        rows = [row for row in rows if row[0] in good and row[1] in classes]
         notes: list[str] = []
         if report.bad:
             notes.append(f"{len(report.bad)} unusable file(s) skipped; `studio scan` lists them with reasons.")
@@ -174,7 +179,7 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.model = model
 
-        criterion, sample_weights = self._loss(cfg, labels_all[split_pos["train"]], len(classes), device)
+        criterion, sample_weights = make_criterion(cfg.train, labels_all[split_pos["train"]], len(classes), device)
         plain_loss = nn.CrossEntropyLoss()
         transform = build_train_transform(cfg.augment, cfg.model.image_size)
 
@@ -187,7 +192,7 @@ class Trainer:
                 rank=self.rank if train else 0, world=self.world if train else 1,
             )
 
-        stages = self._stages(cfg)
+        stages = plan_stages(cfg.model.mode, cfg.train.epochs, cfg.train.head_epochs)
         train_batches = pixels("train", True)
         val_batches = pixels("val", False) if split_pos["val"] else None
         total_params, _ = count_parameters(model)
@@ -200,7 +205,7 @@ class Trainer:
         ))
 
         self._ctx = dict(cfg=cfg, classes=classes, mean=mean, std=std, device=device, notes=notes,
-                         counts=self._split_counts(rows, classes))
+                         counts=split_counts(rows, classes))
         status = "finished"
         for stage_name, first, last in stages:
             if self._state.epoch >= last:
@@ -273,6 +278,9 @@ class Trainer:
                 net, train_batches, optimizer, criterion, schedule=schedule, step=(st.epoch - first) * steps,
                 autocast=autocast, scaler=scaler, grad_clip=cfg.grad_clip, should_stop=self.stop,
                 on_batch=on_batch)
+            if self.world > 1:
+                stats.loss, stats.accuracy, stats.images = dist.average_epoch(stats.loss, stats.accuracy,
+                                                                             stats.images)
             val = evaluate(net, val_batches, plain_loss, autocast=autocast)[0] if val_batches else None
             st.epoch = epoch
             key = (val.accuracy, -val.loss) if val else (stats.accuracy, -stats.loss)
@@ -345,30 +353,6 @@ class Trainer:
         if dist.is_main():
             write_split(self.run_dir, rows)
         return rows
-
-    @staticmethod
-    def _split_counts(rows, classes) -> dict[str, dict[str, int]]:
-        counts: dict[str, dict[str, int]] = {s: {c: 0 for c in classes} for s in ("train", "val", "test")}
-        for _, cls, split in rows:
-            counts[split][cls] += 1
-        return {s: c for s, c in counts.items() if sum(c.values())}
-
-    def _loss(self, cfg: RunConfig, train_labels: torch.Tensor, n_classes: int, device):
-        counts = torch.bincount(train_labels, minlength=n_classes).double().clamp_min(1)
-        weights = None
-        sample_weights = None
-        if cfg.train.imbalance == "weighted-loss":
-            weights = (counts.sum() / (n_classes * counts)).float().to(device)
-        elif cfg.train.imbalance == "balanced-sampler":
-            sample_weights = (1.0 / counts)[train_labels].double()
-        return nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.train.label_smoothing), sample_weights
-
-    def _stages(self, cfg: RunConfig) -> list[tuple[str, int, int]]:
-        epochs, mode = cfg.train.epochs, cfg.model.mode
-        if mode == "two-stage":
-            head = min(cfg.train.head_epochs, epochs - 1) if epochs > 1 else epochs
-            return [("head", 0, head), ("all", head, epochs)] if head else [("all", 0, epochs)]
-        return [({"head": "head", "last-block": "last-block"}.get(mode, "all"), 0, epochs)]
 
     def _restore_state(self, training: dict[str, Any]) -> None:
         st = self._state
