@@ -40,8 +40,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 
 def settle() -> None:
-    wait_until(lambda: live_workers() == 0)
-    QTest.qWait(400)  # debounce timers and bounded-rate chart draws
+    """Until debounce timers have fired, their background work has arrived and charts have drawn."""
+    for _ in range(2):
+        QTest.qWait(300)
+        wait_until(lambda: live_workers() == 0)
+    QTest.qWait(300)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,7 +157,9 @@ def test_frozen_backbone_gives_the_same_features_twice_in_train_mode():
         assert torch.equal(model.backbone(x), model.backbone(x))
 
 
-@pytest.mark.parametrize(("arch", "block"), [("resnet18", "backbone.layer4."), ("custom", f"backbone.block{ModelConfig().blocks}.")])
+@pytest.mark.parametrize(
+    ("arch", "block"), [("resnet18", "backbone.layer4."), ("custom", f"backbone.block{ModelConfig().blocks}.")]
+)
 def test_last_block_mode_trains_exactly_the_last_block_and_the_head(arch, block):
     model = cached_model(arch)
     model.set_trainable("last-block")

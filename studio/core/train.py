@@ -195,6 +195,11 @@ class Trainer:
         stages = plan_stages(cfg.model.mode, cfg.train.epochs, cfg.train.head_epochs)
         train_batches = pixels("train", True)
         val_batches = pixels("val", False) if split_pos["val"] else None
+        pending = [st for st in stages if st[2] > self._state.epoch] or stages[-1:]
+        model.set_trainable(pending[0][0])
+        feature_cache = not cfg.augment.needs_pixels and self.world == 1
+        if pending[0][0] == "head" and feature_cache:
+            notes.append("Backbone frozen and no augmentation: its features are computed once per image.")
         total_params, _ = count_parameters(model)
         self.callbacks.on_run_start(RunStarted(
             run_dir=str(self.run_dir), classes=classes, train_images=len(split_pos["train"]),
@@ -212,7 +217,7 @@ class Trainer:
                 continue
             model.set_trainable(stage_name)
             net, tr, va = model, train_batches, val_batches
-            if stage_name == "head" and not cfg.augment.needs_pixels and self.world == 1:
+            if stage_name == "head" and feature_cache:
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
                 self.callbacks.on_status("Computing backbone features once for the frozen backbone")
                 feats = {s: compute_features(model.backbone, pixels(s, False), autocast)
@@ -222,8 +227,6 @@ class Trainer:
                 va = FeatureBatches(feats["val"], val_batches.labels, batch_size=cfg.train.batch_size) \
                     if val_batches else None
                 net = model.head
-                if not any("features once" in n for n in notes):
-                    notes.append("Backbone frozen and no augmentation: its features were computed once per image.")
             status = self._train_stage(net, model, tr, va, criterion, plain_loss, autocast, device, precision,
                                        stage_name, first, last, lr_scale=1.0 if stage_name == "head" else None)
             if status == "early-stopped":
