@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from studio import cli_model
 from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
 
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", metavar="RUN", help="list the images a run used (id or folder name)")
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
+    cli_model.add_parsers(sub)
     return parser
 
 
@@ -251,6 +253,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
+COMMANDS.update(cli_model.MODEL_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `studio predict ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ def _plain_errors(fn: Command) -> Command:
     return run
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Command]:
-    """Register `evaluate` and `export`; returns {command name: function} for cli.main's table."""
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register `evaluate` and `export` on the `studio` parser's sub-commands (see MODEL_COMMANDS)."""
     p = sub.add_parser("evaluate", help="measure a finished run on its validation (or test) images and "
                        "write confusion.png and an Evaluation section into its report.md")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -47,7 +47,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Command]:
     p.add_argument("run_dir", metavar="RUN_DIR_or_CHECKPOINT")
     p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
     p.add_argument("--out", metavar="FILE", help="default: model.pt / model.onnx in the run folder")
-    return {"evaluate": cmd_evaluate, "export": cmd_export}
 
 
 @_plain_errors
@@ -93,3 +92,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     exported = export_model(args.run_dir, args.format, Path(args.out) if args.out else None)
     print(f"wrote {exported.path} ({exported.format}) and {exported.sidecar}")
     return 0
+
+
+# For cli.COMMANDS: known before parsing, because `studio WORD` opens the window unless WORD is a command.
+MODEL_COMMANDS: dict[str, Command] = {"evaluate": cmd_evaluate, "export": cmd_export}

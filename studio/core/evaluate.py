@@ -159,7 +159,8 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
         if s == "train" and cls in train_counts:
             train_counts[cls] += 1
     diagnostics = diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
-                           imbalance_setting=str(config.get("train", {}).get("imbalance", "none")))
+                           imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
+                           held_out=split != "train")
     return Evaluation(
         run_dir=str(run), split=split, classes=classes, data_root=str(root), checkpoint=predictor.checkpoint_path,
         metrics=metrics, images=images, most_wrong=most_wrong(paths, y_true, p, most_wrong_k),

@@ -157,6 +157,7 @@ def _example(data: dict[str, Any], batch: int = 1) -> Tensor:
 def _target(source: str | Path | dict[str, Any], out: str | Path | None, fmt: str) -> Path:
     if out is not None:
         path = Path(out)
+        path = path / f"model{SUFFIX[fmt]}" if path.is_dir() else path
     elif isinstance(source, dict):
         path = default_output(source.get("path", "."), fmt)
     else:
@@ -175,12 +176,16 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
     path = _target(source, out, "torchscript")
     pre = data["preprocessing"]
     network = _network(data)
-    with _quiet():
-        traced = torch.jit.trace(network, (_normalized(data),), check_trace=False)
-        packaged = torch.jit.script(PackagedClassifier(Preprocess(pre["image_size"], pre["mean"], pre["std"]),
-                                                       traced))
-        tmp = path.with_name(f".{path.name}.tmp")
-        packaged.save(str(tmp))
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with _quiet():
+            traced = torch.jit.trace(network, (_normalized(data),), check_trace=False)
+            preprocess = Preprocess(pre["image_size"], pre["mean"], pre["std"])
+            torch.jit.script(PackagedClassifier(preprocess, traced)).save(str(tmp))
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"TorchScript export of {data['arch'].get('arch', 'this model')} failed: "
+                          f"{str(exc).splitlines()[0]}") from exc
     tmp.replace(path)
     return Exported(path, _write_sidecar(data, path, "torchscript", "uint8 or float32"), "torchscript")
 
@@ -198,7 +203,7 @@ def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = No
     0..1 floats; input_dtype="float32" takes floats in 0..255 instead.
     """
     try:
-        import onnx  # noqa: F401  # the exporter needs it; say so plainly rather than deep in torch
+        import onnx  # the exporter needs it; say so plainly rather than deep in torch
     except ImportError:
         raise ExportError("ONNX export needs the onnx package: pip install onnx") from None
     if input_dtype not in ("uint8", "float32"):
@@ -219,6 +224,7 @@ def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = No
                 input_names=["images"], output_names=["probabilities"],
                 dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "probabilities": {0: "batch"}},
             )
+        onnx.checker.check_model(str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"ONNX export of {data['arch'].get('arch', 'this model')} failed: "

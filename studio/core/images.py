@@ -87,6 +87,18 @@ def load_rgb(path: str | Path) -> Image.Image:
     return img
 
 
+def as_rgb(img: Image.Image) -> Image.Image:
+    """An image already in memory (pasted, dragged from another program) made upright RGB.
+
+    The same orientation and mode rules as for files, so a picture gets the same answer
+    whether it arrives as a file or from the clipboard.
+    """
+    orientation = _orientation(img)
+    if orientation in _TRANSPOSE:
+        img = img.transpose(_TRANSPOSE[orientation])
+    return _to_rgb(img)
+
+
 def load_for_model(path: str | Path, size: int) -> Image.Image:
     """The preprocessing every consumer of a model shares, so train and predict see equal pixels.
 

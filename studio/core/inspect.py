@@ -13,6 +13,7 @@ so the custom CNN and every registry backbone are inspected the same way.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -79,18 +80,17 @@ class ActivationRecorder:
     Outputs are copied to the CPU (a copy even there: an in-place ReLU after a BatchNorm would
     otherwise rewrite the BatchNorm's stored output). A container whose output is the very tensor
     its last child produced shares that child's copy instead of holding a second one. Every hook
-    is removed on exit, also when the pass raised.
+    is removed on exit, also when the pass raised. Only calls from the thread that entered are
+    recorded, so a prediction running meanwhile on the same model in another thread cannot slip
+    its activations in.
     """
 
     def __init__(self, model: nn.Module, layers: Iterable[str] | None = None, *, store: bool = True) -> None:
         modules = dict(model.named_modules())
-        if layers is None:
-            names = [name for name in modules if name]
-        else:
-            names = list(layers)
-            unknown = [n for n in names if n not in modules]
-            if unknown:
-                raise ValueError(f"no layer named {', '.join(map(repr, unknown))} in this model")
+        names = [name for name in modules if name] if layers is None else list(layers)
+        unknown = [n for n in names if n not in modules]
+        if unknown:
+            raise ValueError(f"no layer named {', '.join(map(repr, unknown))} in this model")
         self.model = model
         self.store = store
         self._modules = [(name, modules[name]) for name in names]
@@ -103,6 +103,7 @@ class ActivationRecorder:
         self._last: tuple[Tensor, int, Tensor] | None = None
 
     def __enter__(self) -> ActivationRecorder:
+        self._thread = threading.get_ident()
         try:
             for name, module in self._modules:
                 self._handles.append(module.register_forward_pre_hook(partial(self._before, name)))
@@ -122,14 +123,17 @@ class ActivationRecorder:
         self._last = None
 
     def _before(self, name: str, module: nn.Module, inputs: object) -> None:
-        if name not in self.calls:
+        if threading.get_ident() == self._thread and name not in self.calls:
             self.order.append(name)
 
     @property
     def finished(self) -> list[str]:
+        """Module names in the order their last call finished (a container after its children)."""
         return list(self._finished)
 
     def _after(self, name: str, module: nn.Module, inputs: object, output: object) -> None:
+        if threading.get_ident() != self._thread:
+            return
         self.calls[name] += 1
         self._finished.pop(name, None)
         self._finished[name] = None
@@ -217,17 +221,15 @@ def feature_maps(activation: Tensor | np.ndarray, sort: str = "index") -> Featur
     """A layer's output for one image as drawable maps; sort="mean" puts the most active channel first.
 
     Accepts [C,H,W] or [1,C,H,W]; a vector [F] (after pooling or a Linear) becomes F maps of 1×1.
+    Zero is always on the scale, so a map that is black means "nothing here" in every channel.
     """
     if sort not in SORTS:
         raise ValueError(f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}")
     a = activation.detach().float().cpu().numpy() if isinstance(activation, Tensor) else np.asarray(activation)
     a = a.astype(np.float32, copy=False)
-    if a.ndim == 4 and a.shape[0] == 1:
+    if a.ndim in (2, 4) and a.shape[0] == 1:  # a batch of one
         a = a[0]
-    if a.ndim == 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim == 1:
-        a = a[:, None, None]
+    a = a[:, None, None] if a.ndim == 1 else a
     if a.ndim != 3:
         raise ValueError(f"expected an activation of shape [C, H, W], got {list(a.shape)}")
     means = a.mean(axis=(1, 2))
@@ -307,10 +309,11 @@ def grad_cam(model: nn.Module, x: Tensor, target_class: int | None = None, layer
     if module is None:
         raise ValueError(f"no layer named {layer!r} in this model")
     captured: list[Tensor] = []
+    thread = threading.get_ident()
 
     def hook(mod: nn.Module, inputs: object, output: object) -> object:
         tensor = _first_tensor(output)
-        if tensor is None:
+        if tensor is None or threading.get_ident() != thread:
             return None
         leaf = tensor.detach().requires_grad_(True)
         captured[:] = [leaf]

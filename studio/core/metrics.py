@@ -159,16 +159,18 @@ def _pct(value: float) -> str:
 
 
 def diagnose(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, counts: Mapping[str, int],
-             n_classes: int, *, message: str = "", imbalance_setting: str = "none") -> list[Diagnostic]:
+             n_classes: int, *, message: str = "", imbalance_setting: str = "none", held_out: bool = True
+             ) -> list[Diagnostic]:
     """Plain-language findings about a run, most serious first, each with what to try next.
 
     history: per-epoch rows as in history.csv; metrics: of the evaluated split; counts:
     training images per class; message: the run's own failure message, if any (a run stopped by
-    a NaN loss never writes that epoch to its history).
+    a NaN loss never writes that epoch to its history); held_out: False when `metrics` were
+    measured on the training images, which then say nothing about generalizing.
     """
     out: list[Diagnostic] = []
     out += _nan_loss(history, message)
-    out += _learning(history, metrics, n_classes)
+    out += _learning(history, metrics, n_classes, held_out)
     out += _data(counts, imbalance_setting)
     if metrics is not None:
         out += _weak_classes(metrics)
@@ -200,14 +202,18 @@ def _nan_loss(history: Sequence[Mapping[str, Any]], message: str) -> list[Diagno
     )]
 
 
-def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_classes: int) -> list[Diagnostic]:
+def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_classes: int,
+              held_out: bool) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     rows = [r for r in history if _finite(r.get("train_acc"))]
     last = rows[-1] if rows else {}
     train_acc = last.get("train_acc")
-    val_acc = metrics.accuracy if metrics is not None and metrics.total else last.get("val_acc")
+    evaluated = metrics.accuracy if metrics is not None and metrics.total and held_out else None
+    val_acc = evaluated if evaluated is not None else last.get("val_acc")
+    # Training and validation accuracy of the same epoch, when the history has both.
+    gap_val = last.get("val_acc") if _finite(last.get("val_acc")) else val_acc
     chance = 1.0 / max(n_classes, 1)
-    if metrics is not None and metrics.total:
+    if evaluated is not None:
         chance = max(chance, max(r.support for r in metrics.per_class) / metrics.total)  # "always the biggest"
     if _finite(val_acc) and n_classes > 1 and val_acc <= chance + 0.05:
         if _finite(train_acc) and train_acc >= chance + 0.25:
@@ -227,14 +233,14 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
                 "pretrained backbone, or more epochs.",
             ))
         return out
-    if _finite(train_acc) and _finite(val_acc) and train_acc - val_acc > 0.15:
+    if _finite(train_acc) and _finite(gap_val) and train_acc - gap_val > 0.15:
         out.append(Diagnostic(
             "warning", "Overfitting: training is far ahead of validation",
-            f"The model is right on {_pct(train_acc)} of its training images but only {_pct(val_acc)} of "
+            f"The model is right on {_pct(train_acc)} of its training images but only {_pct(gap_val)} of "
             "images it has not seen: it learns the training images by heart.",
             "Switch on augmentation (the 'natural' preset for photos), use a pretrained backbone, add images, "
             "or keep early stopping on; the saved model is already the best epoch's.",
-            {"train_acc": train_acc, "val_acc": val_acc},
+            {"train_acc": train_acc, "val_acc": gap_val},
         ))
     vals = [r for r in history if _finite(r.get("val_acc"))]
     if (_finite(train_acc) and train_acc < 0.9 and len(vals) >= 2
@@ -249,7 +255,7 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
 
 def _data(counts: Mapping[str, int], imbalance_setting: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    present = {c: n for c, n in counts.items()}
+    present = dict(counts)
     small = {c: n for c, n in present.items() if n < 10}
     if small:
         listed = ", ".join(f"{c} ({n})" for c, n in sorted(small.items(), key=lambda kv: kv[1]))
@@ -289,9 +295,10 @@ def _weak_classes(metrics: Metrics) -> list[Diagnostic]:
             off[i] = 0
             other = metrics.per_class[int(off.argmax())].name if off.any() else ""
             taken = f"; it is most often taken for {other}" if other else ""
+            found = f"Only {_pct(row.recall)}" if row.recall else "None"
             out.append(Diagnostic(
                 "warning", f"{row.name} is often missed",
-                f"Only {_pct(row.recall)} of the {row.support} {row.name} images were recognised{taken}.",
+                f"{found} of the {row.support} {row.name} images were recognised{taken}.",
                 f"Look through its misclassified images: add more varied {row.name} examples and check for "
                 "wrong labels.",
                 {"class": row.name, "recall": row.recall, "confused_with": other},

@@ -18,7 +18,7 @@ from PIL import Image
 
 from studio.core.augment import normalize_batch
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-from studio.core.images import IMAGE_EXTENSIONS, ImageError, load_for_model, resize_square, to_tensor
+from studio.core.images import IMAGE_EXTENSIONS, ImageError, as_rgb, load_for_model, resize_square, to_tensor
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Predictor:
 
     def pixels(self, image: Image.Image) -> torch.Tensor:
         """uint8 [3,S,S]: for a PIL image already in hand (pasted, dropped)."""
-        return to_tensor(resize_square(image.convert("RGB"), self.image_size))
+        return to_tensor(resize_square(as_rgb(image), self.image_size))
 
     @torch.no_grad()
     def probabilities(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -398,6 +398,8 @@ class Trainer:
             write_report(self.run_dir, config=self.config.to_dict(), classes=self._ctx["classes"],
                          counts=self._ctx["counts"], history=self._state.history, result=result.to_dict(),
                          notes=self._ctx["notes"])
+            if status != "stopped" and self._ctx["counts"].get("val"):
+                self._write_evaluation()
         if self._db_run is not None:
             metric = result.best_val_acc if result.best_val_acc is not None else None
             self.project.finish_run(self._db_run, status, best_metric=metric, best_epoch=result.best_epoch or None,
@@ -405,6 +407,16 @@ class Trainer:
         dist.teardown()
         self.callbacks.on_finished(result)
         return result
+
+    def _write_evaluation(self) -> None:
+        """confusion.png and the Evaluation section of report.md, so every finished run explains itself."""
+        from studio.core.evaluate import EvaluationError, evaluate_run, write_evaluation
+
+        self.callbacks.on_status("Evaluating the best model on the validation images")
+        try:
+            write_evaluation(evaluate_run(self.run_dir, "val"), self.run_dir)
+        except (EvaluationError, OSError) as exc:
+            self.callbacks.on_status(f"Could not write the evaluation: {exc}")
 
     def _stopped(self, started: float) -> RunResult:
         message = "Stopped by the user; `studio train --resume RUN_DIR` continues from the last completed epoch."

@@ -9,7 +9,9 @@ throttled here, at the source, so a fast loop cannot flood the UI thread.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -28,6 +30,19 @@ from studio.core.dataset import ScanCancelled, ScanReport, scan
 SIGNAL_INTERVAL_S = 0.1
 
 _LIVE: set[QtWorkerThread] = set()
+
+
+def training_threads() -> int:
+    """Torch CPU threads for a run started from the window: one core is left to the window.
+
+    With every core busy in torch, the UI thread competes with OpenMP threads that spin at
+    their barriers; on two cores that made both the window and the run many times slower
+    (see benchmarks/ui_responsiveness.py). $STUDIO_TORCH_THREADS overrides.
+    """
+    if os.environ.get("STUDIO_TORCH_THREADS", "").isdigit():
+        return max(1, int(os.environ["STUDIO_TORCH_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, cores - 1)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -53,6 +68,9 @@ def stop_all(timeout_ms: int = 60_000) -> bool:
     for handle in list(_LIVE):
         handle.cancel()
     return all(handle.wait(timeout_ms) for handle in list(_LIVE))
+
+
+atexit.register(stop_all)  # last resort: a QThread destroyed while running aborts the process
 
 
 class _Worker(QObject):
@@ -281,8 +299,9 @@ class TrainWorker(_Worker):
     finished = Signal(dict)  # RunResult.to_dict(): also after a stop
 
     def __init__(self, config: RunConfig | None, *, project: Any = None, report: ScanReport | None = None,
-                 resume_dir: str | Path | None = None) -> None:
+                 resume_dir: str | Path | None = None, threads: int | None = None) -> None:
         super().__init__()
+        self.threads = threads or training_threads()
         if config is None and resume_dir is None:
             raise ValueError("a run needs a config or a run folder to resume")
         self.config, self.project, self.report, self.resume_dir = config, project, report, resume_dir
@@ -301,8 +320,11 @@ class TrainWorker(_Worker):
         self.token.resume()
 
     def work(self) -> None:
+        import torch
+
         from studio.core.train import Trainer, TrainingError
 
+        torch.set_num_threads(self.threads)  # on this thread, where the run's parallel regions start
         callback = _SignalCallback(self)
         if self.resume_dir is not None:
             trainer = Trainer.resume(self.resume_dir, callbacks=[callback], stop=self.token)

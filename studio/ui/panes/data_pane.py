@@ -394,6 +394,7 @@ class DataPane(QWidget):
             self._scan.wait()
         self._thumbs.shutdown()
         self._sample.shutdown()
+        self.balance_chart.shutdown()
 
 
 def _table(columns: tuple[str, ...]) -> QTableWidget:

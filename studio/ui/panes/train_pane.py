@@ -410,6 +410,7 @@ class TrainPane(QWidget):
         if self._run is not None:
             self._run.cancel()
             self._run.wait()
+        self.plot.shutdown()
 
 
 def _combo(items: tuple[tuple[str, str], ...]) -> QComboBox:
