@@ -42,11 +42,12 @@ class Speed(Callback):
         self.epochs.append((info.images_per_second, info.seconds, info.val_acc))
 
 
-def engine(data: Path, project: Path, size: int, epochs: int, batch: int, precision: str
+def engine(data: Path, project: Path, size: int, epochs: int, batch: int, precision: str, blocks: int
            ) -> tuple[float, float, Path]:
     cfg = RunConfig()
     cfg.data.root = str(data)
     cfg.model.image_size = size
+    cfg.model.blocks = blocks
     cfg.train.epochs, cfg.train.batch_size, cfg.train.precision = epochs, batch, precision
     cfg.train.channels_last = precision != "fp32"
     cfg.train.warmup_epochs = 0
@@ -56,7 +57,7 @@ def engine(data: Path, project: Path, size: int, epochs: int, batch: int, precis
     return sum(s[0] for s in later) / len(later), speed.epochs[-1][2] or 0.0, Path(result.run_dir)
 
 
-def plain(data: Path, size: int, epochs: int, batch: int, run_dir: Path) -> tuple[float, float]:
+def plain(data: Path, size: int, epochs: int, batch: int, run_dir: Path, blocks: int) -> tuple[float, float]:
     """A tutorial loop, on exactly the train/val images of the engine's run (its split.csv)."""
     tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(),
                              transforms.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))])
@@ -67,7 +68,7 @@ def plain(data: Path, size: int, epochs: int, batch: int, run_dir: Path) -> tupl
     val_set = torch.utils.data.Subset(full, [i for i, r in enumerate(rel) if where.get(r) == "val"])
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=0)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=batch, num_workers=0)
-    cfg = ModelConfig(image_size=size)
+    cfg = ModelConfig(image_size=size, blocks=blocks)
     model = build_model(cfg, len(full.classes), load_weights=False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(train_loader))
@@ -101,16 +102,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=3, help="custom CNN blocks (3: the model of the issue's figures)")
     parser.add_argument("--data", help="image folder (default: scikit-learn digits written as PNGs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else write_digits(Path(tmp) / f"digits{args.size}", args.size)
-        print(f"data {data}, {args.size} px, {args.epochs} epochs, batch {args.batch_size}, "
+        print(f"data {data}, {args.size} px, custom CNN {args.blocks} blocks, {args.epochs} epochs, "
+              f"batch {args.batch_size}, "
               f"{torch.get_num_threads()} threads")
         e32_speed, e32_acc, run_dir = engine(data, Path(tmp) / "p32", args.size, args.epochs, args.batch_size,
-                                             "fp32")
-        e_speed, e_acc, _ = engine(data, Path(tmp) / "pa", args.size, args.epochs, args.batch_size, "auto")
-        p_speed, p_acc = plain(data, args.size, args.epochs, args.batch_size, run_dir)
+                                             "fp32", args.blocks)
+        e_speed, e_acc, _ = engine(data, Path(tmp) / "pa", args.size, args.epochs, args.batch_size, "auto", args.blocks)
+        p_speed, p_acc = plain(data, args.size, args.epochs, args.batch_size, run_dir, args.blocks)
         print(f"plain loop (ImageFolder, PIL per sample, fp32): {p_speed:8.0f} img/s  val acc {100 * p_acc:.1f}%")
         print(f"engine, fp32 (cache only):                      {e32_speed:8.0f} img/s  val acc {100 * e32_acc:.1f}%"
               f"  ratio {e32_speed / p_speed:.2f}x")

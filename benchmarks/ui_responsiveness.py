@@ -1,6 +1,6 @@
 """How responsive the window stays while it trains: the longest gap between ticks of a 10 ms timer.
 
-    python3 benchmarks/ui_responsiveness.py [--per-class 100] [--size 64] [--epochs 3] [--torch-threads N]
+    python3 benchmarks/ui_responsiveness.py [--per-class 250] [--size 64] [--epochs 4] [--torch-threads N]
 
 Opens the real window offscreen on a generated folder (the sample shapes), shows the
 Train pane (so its plots and progress bar redraw), starts a run with the Start button and
@@ -53,9 +53,9 @@ def wait_until(condition, timeout: float = 600.0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=100, help="images per class (4 classes)")
+    parser.add_argument("--per-class", type=int, default=250, help="images per class (4 classes)")
     parser.add_argument("--size", type=int, default=64, help="image size in pixels")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--torch-threads", type=int, default=0, help="0: the window's own policy")
     args = parser.parse_args(argv)

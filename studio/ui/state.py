@@ -128,3 +128,23 @@ class QtStudioState(QObject):
     def request_stop(self) -> None:
         if self.running:
             self.stop_requested.emit()
+
+    # ------------------------------------------------------------------------------------ using a trained model
+
+    # The run folder (or checkpoint file) the Predict, Inspect and Evaluate views use: choosing it in
+    # one view chooses it in all of them, so an image sent from one view is read by the same model.
+    current_run_changed = Signal(str)
+    # (run folder or checkpoint, image path): someone wants this image looked at in Inspect.
+    inspect_requested = Signal(str, str)
+    current_run: str = ""
+
+    def set_current_run(self, run: str | Path) -> None:
+        path = str(Path(run)) if run else ""
+        if path != self.current_run:
+            self.current_run = path
+            self.current_run_changed.emit(path)
+
+    def request_inspect(self, run: str | Path, image: str | Path) -> None:
+        """Make `run` current, then ask for `image` in Inspect (the window switches to that pane)."""
+        self.set_current_run(run)
+        self.inspect_requested.emit(str(Path(run)), str(image))

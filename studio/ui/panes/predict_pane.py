@@ -1,0 +1,541 @@
+"""Predict: drop images (or a folder, or paste one) and read what the chosen model says about them.
+
+One image shows large with its top classes as bars; several fill a sortable table as a worker
+reports them. Every file goes through `Predictor.predict_paths`, exactly as `studio predict`
+does (same decoding, same batches of 32, same arithmetic), so the window and the command line
+give the same answer for the same file, every time. Pasted pictures are first saved as PNG in
+the project's cache, so they too are files that Inspect and the CSV can name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QBuffer, QMimeData, QModelIndex, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.images import IMAGE_EXTENSIONS, ImageError, load_for_model, load_rgb
+from studio.core.predict import Prediction, Predictor, expand_inputs, write_csv
+from studio.ui.state import QtStudioState
+from studio.ui.widgets.common import QtBanner, hint
+from studio.ui.widgets.image_grid import QtImageView
+from studio.ui.widgets.prediction_table import CONFIDENCE, FILE, IMAGE, THUMB, PredictionFilter, PredictionTableModel
+from studio.ui.widgets.prob_bars import QtProbabilityBars
+from studio.ui.widgets.run_picker import QtModelLoader, QtRunPicker, describe_model
+from studio.ui.workers import SIGNAL_INTERVAL_S, QtWorkerThread, _Worker
+
+TOP_K = 5  # classes kept per image: bars of the single view, columns of the CSV
+PREVIEW = 720  # longest side of the picture shown for a single image
+EMPTY, SINGLE, TABLE = range(3)
+
+
+def _thumbnail(path: str) -> np.ndarray | None:
+    try:
+        return np.asarray(load_for_model(path, THUMB))  # the centre square: what the model sees
+    except ImageError:
+        return None
+
+
+def _preview(path: str) -> np.ndarray | None:
+    try:
+        image = load_rgb(path)
+    except ImageError:
+        return None
+    image.thumbnail((PREVIEW, PREVIEW))
+    return np.asarray(image)
+
+
+class PredictWorker(_Worker):
+    """Predicts `paths` in order; rows arrive in bursts at most every SIGNAL_INTERVAL_S.
+
+    With `single`, the one prediction is sent before anything else is done (its picture follows),
+    because that is the number the user is waiting for.
+    """
+
+    rows = Signal(int, list)  # serial, [(Prediction, thumbnail uint8 H×W×3 or None)]
+    preview = Signal(int, str, object)  # serial, path, uint8 H×W×3
+
+    def __init__(self, serial: int, predictor: Predictor, paths: Sequence[str], single: bool) -> None:
+        super().__init__()
+        self.serial, self.predictor, self.paths, self.single = serial, predictor, list(paths), single
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def work(self) -> None:
+        pending: list[tuple[Prediction, np.ndarray | None]] = []
+        last = 0.0
+        for p in self.predictor.predict_paths(self.paths, top_k=TOP_K):
+            if self._stop.is_set():
+                return
+            if self.single:
+                self.rows.emit(self.serial, [(p, None)])
+                if not p.error:
+                    self.preview.emit(self.serial, p.path, _preview(p.path))
+                continue
+            pending.append((p, None if p.error else _thumbnail(p.path)))
+            now = time.monotonic()
+            if now - last >= SIGNAL_INTERVAL_S:
+                self.rows.emit(self.serial, pending)
+                pending, last = [], now
+        if pending:
+            self.rows.emit(self.serial, pending)
+
+
+class PredictPane(QWidget):
+    """Drop zone, single-image view and batch table over one model chosen with the run picker."""
+
+    title = "Predict"
+    results_changed = Signal()  # rows or the single view were updated
+    finished = Signal()  # all files of the last request have their row
+
+    def __init__(self, state: QtStudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.predictor: Predictor | None = None
+        self.inputs: list[str] = []  # the files of the current request, in order
+        self.choose_files_dialog: Callable[[], list[str]] = self._ask_files
+        self.choose_folder_dialog: Callable[[], str] = self._ask_folder
+        self.choose_csv_path: Callable[[], str] = self._ask_csv
+        self._job: QtWorkerThread | None = None
+        self._serial = 0
+        self._queued = False  # a newer request waits for the running job to end
+        self.setAcceptDrops(True)
+        self.loader = QtModelLoader(self)
+        self.loader.loaded.connect(self._on_model_loaded)
+        self.loader.failed.connect(self._on_model_failed)
+        self._build()
+        state.current_run_changed.connect(self._on_run_changed)
+        QShortcut(QKeySequence.StandardKey.Paste, self, self.paste,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._update_controls()
+
+    # ------------------------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        self.picker = QtRunPicker(self.state)
+        layout.addWidget(self.picker)
+        self.model_label = hint("")
+        layout.addWidget(self.model_label)
+        self.banner = QtBanner()
+        layout.addWidget(self.banner)
+        tools = QHBoxLayout()
+        self.add_button = QPushButton("Add images…")
+        self.add_button.clicked.connect(self._on_add_files)
+        self.folder_button = QPushButton("Add a folder…")
+        self.folder_button.clicked.connect(self._on_add_folder)
+        self.paste_button = QPushButton("Paste image")
+        self.paste_button.setToolTip("Classify the picture on the clipboard (Ctrl+V)")
+        self.paste_button.clicked.connect(self.paste)
+        for b in (self.add_button, self.folder_button, self.paste_button):
+            tools.addWidget(b)
+        tools.addSpacing(16)
+        tools.addWidget(QLabel("Flag below"))
+        self.threshold = QSpinBox()
+        self.threshold.setRange(1, 99)
+        self.threshold.setValue(50)
+        self.threshold.setSuffix(" %")
+        self.threshold.setToolTip("Predictions whose top class has less probability than this are marked ⚠")
+        self.threshold.valueChanged.connect(self._on_threshold)
+        tools.addWidget(self.threshold)
+        self.only_flagged = QCheckBox("Only flagged rows")
+        self.only_flagged.toggled.connect(self._on_only_flagged)
+        tools.addWidget(self.only_flagged)
+        tools.addStretch(1)
+        self.inspect_button = QPushButton("Inspect")
+        self.inspect_button.setToolTip("Look inside the model for this image (Inspect page)")
+        self.inspect_button.clicked.connect(self._on_inspect)
+        self.csv_button = QPushButton("Export CSV…")
+        self.csv_button.clicked.connect(self._on_export_csv)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear)
+        for b in (self.inspect_button, self.csv_button, self.clear_button):
+            tools.addWidget(b)
+        layout.addLayout(tools)
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v of %m images")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self._on_stop)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.stop_button)
+        layout.addLayout(progress_row)
+
+        self.stack = QStackedWidget()
+        self.drop_hint = QLabel("Drop images or a folder of images here\n\nor use Add images…, Add a folder… "
+                                "or paste a picture (Ctrl+V)")
+        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_hint.setStyleSheet("QLabel { border: 2px dashed #b0b8c4; border-radius: 10px; color: #5f6368;"
+                                     " font-size: 13pt; }")
+        self.stack.addWidget(self.drop_hint)
+        self.stack.addWidget(self._build_single())
+        self.stack.addWidget(self._build_table())
+        layout.addWidget(self.stack, 1)
+
+    def _build_single(self) -> QWidget:
+        page = QWidget()
+        row = QHBoxLayout(page)
+        self.image_view = QtImageView(minimum=200)
+        self.image_view.show_crop = True
+        row.addWidget(self.image_view, 3)
+        side = QVBoxLayout()
+        self.file_label = QLabel()
+        self.file_label.setObjectName("path")
+        self.file_label.setWordWrap(True)
+        self.answer_label = QLabel()
+        self.answer_label.setObjectName("title")
+        self.answer_label.setWordWrap(True)
+        self.sure_label = QLabel()
+        self.sure_label.setWordWrap(True)
+        self.bars = QtProbabilityBars()
+        self.crop_hint = hint("")
+        for w in (self.file_label, self.answer_label, self.sure_label, self.bars, self.crop_hint):
+            side.addWidget(w)
+        side.addStretch(1)
+        row.addLayout(side, 2)
+        return page
+
+    def _build_table(self) -> QWidget:
+        page = QWidget()
+        col = QVBoxLayout(page)
+        col.setContentsMargins(0, 0, 0, 0)
+        self.table_model = PredictionTableModel(self)
+        self.table_proxy = PredictionFilter(self.table_model, self)
+        self.table = QTableView()
+        self.table.setModel(self.table_proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # arrival order until the user sorts
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(QSize(THUMB, THUMB))
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 6)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(IMAGE, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(IMAGE, THUMB + 16)
+        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(FILE, 260)
+        header.resizeSection(CONFIDENCE, 100)
+        header.setStretchLastSection(True)
+        self.table.doubleClicked.connect(self._on_row_double_clicked)
+        self.table.selectionModel().selectionChanged.connect(self._update_controls)
+        col.addWidget(self.table, 1)
+        self.summary = hint("")
+        col.addWidget(self.summary)
+        return page
+
+    # ------------------------------------------------------------------------------------ requests
+
+    def view_mode(self) -> int:
+        return self.stack.currentIndex()
+
+    def predict_files(self, inputs: Sequence[str | Path]) -> None:
+        """Predict files and the images inside folders; the table replaces what was shown before."""
+        files = [str(p) for p in expand_inputs(list(inputs))]
+        if not files:
+            names = ", ".join(Path(p).name for p in inputs)
+            self.banner.show_message(f"No image files in {names} (looked for {', '.join(IMAGE_EXTENSIONS)}).",
+                                     "warning")
+            return
+        self.banner.clear()
+        self.inputs = files
+        self._start()
+
+    def paste(self) -> None:
+        self.predict_mime(QGuiApplication.clipboard().mimeData(), "the clipboard")
+
+    def predict_mime(self, mime: QMimeData | None, where: str = "the drop") -> bool:
+        """Files (or folders) named by URLs, else a picture carried as image data; False when neither."""
+        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime is not None and mime.hasUrls() \
+            else []
+        if paths:
+            self.predict_files(paths)
+            return True
+        if mime is not None and mime.hasImage():
+            saved = self._save_picture(QImage(mime.imageData()))
+            if saved:
+                self.predict_files([saved])
+            return True
+        self.banner.show_message(f"There is no picture or image file on {where}.", "warning")
+        return False
+
+    def _save_picture(self, image: QImage) -> str:
+        try:
+            folder = self.state.project.cache_dir / "pasted"
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.banner.show_message(f"Cannot keep the pasted picture in {self.state.project_dir}: {exc}", "error")
+            return ""
+        path = folder / f"pasted-{time.strftime('%Y%m%d-%H%M%S')}-{self._serial + 1}.png"
+        buffer = QBuffer()
+        buffer.open(QBuffer.OpenModeFlag.WriteOnly)
+        if image.isNull() or not image.save(buffer, "PNG"):
+            self.banner.show_message("The pasted data is not a picture that can be read.", "error")
+            return ""
+        path.write_bytes(bytes(buffer.data()))
+        return str(path)
+
+    def _start(self) -> None:
+        if self._job is not None:  # a newer request replaces the running one as soon as it has stopped
+            self._queued = True
+            self._job.cancel()
+            return
+        self._serial += 1
+        self._queued = False
+        self.table_model.clear()
+        self.image_view.set_array(None)
+        self.only_flagged.setChecked(False)
+        self.stack.setCurrentIndex(TABLE if len(self.inputs) > 1 else EMPTY)
+        if self.predictor is None:
+            self._request_model()
+            return
+        worker = PredictWorker(self._serial, self.predictor, self.inputs, single=len(self.inputs) == 1)
+        worker.rows.connect(self._on_rows)
+        worker.preview.connect(self._on_preview)
+        worker.failed.connect(self._on_failed)
+        self._job = QtWorkerThread(worker, "studio-predict")
+        self._job.finished.connect(self._on_job_ended)
+        self.progress.setRange(0, len(self.inputs))
+        self.progress.setValue(0)
+        self._update_controls()
+        self._job.start()
+
+    def clear(self) -> None:
+        self.inputs = []
+        if self._job is not None:
+            self._job.cancel()
+        self._serial += 1
+        self.table_model.clear()
+        self.banner.clear()
+        self.stack.setCurrentIndex(EMPTY)
+        self._update_controls()
+        self.results_changed.emit()
+
+    # ------------------------------------------------------------------------------------ model
+
+    def _request_model(self) -> None:
+        run = self.state.current_run
+        if not run:
+            self.banner.show_message("There is no trained model yet: train one on the Train page, or open a "
+                                     "checkpoint file with Open checkpoint….", "warning")
+            return
+        self.model_label.setText("Loading the model…")
+        self.loader.request(run)
+
+    @Slot(str)
+    def _on_run_changed(self, run: str) -> None:
+        self.predictor = None
+        self.model_label.setText("")
+        if run and (self.isVisible() or self.inputs):
+            self._request_model()
+
+    @Slot(str, object)
+    def _on_model_loaded(self, run: str, predictor: Predictor) -> None:
+        if run != self.state.current_run:
+            return
+        self.predictor = predictor
+        self.model_label.setText(describe_model(predictor))
+        if self.inputs:
+            self._start()  # the same files, now read by this model
+
+    @Slot(str, str)
+    def _on_model_failed(self, run: str, message: str) -> None:
+        self.model_label.setText("")
+        self.banner.show_message(message, "error")
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self.predictor is None and self.state.current_run and not self.loader.busy:
+            self._request_model()
+
+    # ------------------------------------------------------------------------------------ worker → view
+
+    @Slot(int, list)
+    def _on_rows(self, serial: int, rows: list) -> None:
+        if serial != self._serial:
+            return
+        self.table_model.append(rows)
+        self.progress.setValue(self.table_model.rowCount())
+        if len(self.inputs) == 1:
+            p = rows[0][0]
+            if p.error:
+                self.stack.setCurrentIndex(TABLE)
+            else:
+                self._show_single(p)
+        self._update_summary()
+        self.results_changed.emit()
+
+    def _show_single(self, p: Prediction) -> None:
+        low = self.threshold.value() / 100
+        self.bars.set_top(p.top, low)
+        self.file_label.setText(p.path)
+        self.answer_label.setText(p.label)
+        sure = f"{100 * p.confidence:.1f}% probability"
+        if p.confidence < low:
+            sure += (f" — ⚠ the model is unsure (below {self.threshold.value()}%): its first guess may well "
+                     "be wrong, or the image shows none of the classes it knows.")
+        self.sure_label.setText(sure)
+        size = self.predictor.image_size if self.predictor is not None else 0
+        self.crop_hint.setText(f"The model sees the centre square of the picture (dashed), scaled to {size}×{size} "
+                               "pixels. It always answers with one of the classes it was trained on.")
+        self.stack.setCurrentIndex(SINGLE)
+
+    @Slot(int, str, object)
+    def _on_preview(self, serial: int, path: str, pixels: object) -> None:
+        if serial == self._serial and pixels is not None:
+            self.image_view.set_array(pixels)  # type: ignore[arg-type]
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.banner.show_message(message, "error")
+
+    @Slot()
+    def _on_job_ended(self) -> None:
+        self._job = None
+        if self._queued:
+            self._start()
+            return
+        self._update_controls()
+        self.finished.emit()
+
+    def _update_summary(self) -> None:
+        n = self.table_model.rowCount()
+        errors, low = self.table_model.flagged()
+        parts = [f"{n} of {len(self.inputs)} image(s)"]
+        if low:
+            parts.append(f"⚠ {low} below {self.threshold.value()}% (amber rows)")
+        if errors:
+            parts.append(f"{errors} unusable (red rows, with the reason)")
+        self.summary.setText(" · ".join(parts) + ". Click a column title to sort; double-click a row to inspect "
+                                                 "that image.")
+
+    def _update_controls(self) -> None:
+        running = self._job is not None
+        self.progress.setVisible(running and len(self.inputs) > 1)
+        self.stop_button.setVisible(running and len(self.inputs) > 1)
+        has_rows = self.table_model.rowCount() > 0
+        self.csv_button.setEnabled(has_rows and not running)
+        self.clear_button.setEnabled(has_rows or running)
+        self.inspect_button.setEnabled(bool(self._inspect_target()))
+
+    # ------------------------------------------------------------------------------------ user actions
+
+    @Slot(int)
+    def _on_threshold(self, value: int) -> None:
+        self.table_model.set_low_confidence(value / 100)
+        self._update_summary()
+        if self.view_mode() == SINGLE and self.table_model.predictions:
+            self._show_single(self.table_model.predictions[0])
+
+    @Slot(bool)
+    def _on_only_flagged(self, on: bool) -> None:
+        self.table_proxy.set_only_flagged(on)
+
+    @Slot()
+    def _on_stop(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def _inspect_target(self) -> str:
+        if self.view_mode() == SINGLE and self.table_model.predictions:
+            return self.table_model.predictions[0].path
+        rows = self.table.selectionModel().selectedRows() if self.view_mode() == TABLE else []
+        if rows:
+            p = self.table_model.predictions[self.table_proxy.mapToSource(rows[0]).row()]
+            return "" if p.error else p.path
+        return ""
+
+    @Slot()
+    def _on_inspect(self) -> None:
+        path = self._inspect_target()
+        if path and self.state.current_run:
+            self.state.request_inspect(self.state.current_run, path)
+
+    @Slot(QModelIndex)
+    def _on_row_double_clicked(self, index: QModelIndex) -> None:
+        p = self.table_model.predictions[self.table_proxy.mapToSource(index).row()]
+        if not p.error and self.state.current_run:
+            self.state.request_inspect(self.state.current_run, p.path)
+
+    @Slot()
+    def _on_add_files(self) -> None:
+        files = self.choose_files_dialog()
+        if files:
+            self.predict_files(files)
+
+    @Slot()
+    def _on_add_folder(self) -> None:
+        folder = self.choose_folder_dialog()
+        if folder:
+            self.predict_files([folder])
+
+    @Slot()
+    def _on_export_csv(self) -> None:
+        path = self.choose_csv_path()
+        if not path:
+            return
+        top_k = min(TOP_K, len(self.predictor.classes)) if self.predictor is not None else TOP_K
+        try:
+            write_csv(self.table_model.predictions, path, top_k)
+        except OSError as exc:
+            self.banner.show_message(f"Could not write {path}: {exc.strerror or exc}", "error")
+            return
+        self.banner.show_message(f"Saved {self.table_model.rowCount()} rows to {path}", "info")
+
+    def _ask_files(self) -> list[str]:
+        pattern = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ");;All files (*)"
+        files, _ = QFileDialog.getOpenFileNames(self, "Choose images to classify", str(Path.home()), pattern)
+        return files
+
+    def _ask_folder(self) -> str:
+        return QFileDialog.getExistingDirectory(self, "Choose a folder of images to classify", str(Path.home()))
+
+    def _ask_csv(self) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the predictions as CSV", str(Path.home() /
+                                              "predictions.csv"), "CSV files (*.csv)")
+        return path
+
+    # ------------------------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        mime = event.mimeData()
+        if (mime.hasUrls() and any(u.isLocalFile() for u in mime.urls())) or mime.hasImage():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        if self.predict_mime(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def shutdown(self) -> None:
+        """Stop the batch and wait for every thread of this view: none may outlive the window."""
+        self._queued = False
+        if self._job is not None:
+            self._job.cancel()
+            self._job.wait()
+        self.loader.shutdown()

@@ -1,0 +1,156 @@
+"""The batch-prediction table: one row per file, filled as the worker reports, sortable, flaggable.
+
+Rows stay plain data (`Prediction`s plus a thumbnail), so the table is what gets written to CSV;
+sorting and the "only what needs a look" filter live in a proxy and never reorder that data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor, QPixmap
+
+from studio.core.predict import Prediction
+from studio.ui.widgets.common import array_to_pixmap
+
+COLUMNS = ("Image", "File", "Predicted", "Confidence", "Top 3")
+IMAGE, FILE, PREDICTED, CONFIDENCE, TOP3 = range(len(COLUMNS))
+SORT_ROLE = Qt.ItemDataRole.UserRole
+THUMB = 40
+LOW_BACKGROUND, ERROR_FOREGROUND = QColor("#fff1d6"), QColor("#b3261e")
+Index = QModelIndex | QPersistentModelIndex
+
+
+class PredictionTableModel(QAbstractTableModel):
+    """Predictions in arrival order; a row is flagged when unusable or below `low_confidence`."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.predictions: list[Prediction] = []
+        self.thumbs: list[QPixmap | None] = []
+        self.low_confidence = 0.5
+
+    # ------------------------------------------------------------------------------------ data in
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.predictions, self.thumbs = [], []
+        self.endResetModel()
+
+    def append(self, rows: list[tuple[Prediction, np.ndarray | None]]) -> None:
+        if not rows:
+            return
+        start = len(self.predictions)
+        self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
+        for prediction, thumb in rows:
+            self.predictions.append(prediction)
+            self.thumbs.append(array_to_pixmap(thumb) if thumb is not None else None)
+        self.endInsertRows()
+
+    def set_low_confidence(self, threshold: float) -> None:
+        self.low_confidence = threshold
+        if self.predictions:
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1))
+
+    def is_low(self, p: Prediction) -> bool:
+        return not p.error and p.confidence < self.low_confidence
+
+    def flagged(self) -> tuple[int, int]:
+        """(unusable files, low-confidence predictions)."""
+        errors = sum(1 for p in self.predictions if p.error)
+        return errors, sum(1 for p in self.predictions if self.is_low(p))
+
+    # ------------------------------------------------------------------------------------ Qt model
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
+        return 0 if parent.isValid() else len(self.predictions)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 (Qt override)
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return {CONFIDENCE: "The probability of the predicted class; click to sort, least sure first"}.get(section)
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        p, col = self.predictions[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(p, col)
+        if role == SORT_ROLE:
+            return self._sort_key(p, col, index.row())
+        if role == Qt.ItemDataRole.DecorationRole and col == IMAGE:
+            return self.thumbs[index.row()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if p.error:
+                return f"{p.path}\nCannot be used: {p.error}"
+            lines = [p.path] + [f"{c}: {100 * v:.2f}%" for c, v in p.top]
+            if self.is_low(p):
+                lines.append(f"Low confidence: below {100 * self.low_confidence:.0f}%")
+            return "\n".join(lines)
+        if role == Qt.ItemDataRole.ForegroundRole and p.error and col != IMAGE:
+            return QBrush(ERROR_FOREGROUND)
+        if role == Qt.ItemDataRole.BackgroundRole and self.is_low(p):
+            return QBrush(LOW_BACKGROUND)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == CONFIDENCE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _text(self, p: Prediction, col: int) -> str:
+        if col == FILE:
+            return Path(p.path).name
+        if p.error:
+            return {PREDICTED: "unusable", TOP3: p.error}.get(col, "")
+        if col == PREDICTED:
+            return p.label
+        if col == CONFIDENCE:
+            return ("⚠ " if self.is_low(p) else "") + f"{100 * p.confidence:.1f}%"
+        if col == TOP3:
+            return " · ".join(f"{c} {100 * v:.0f}%" for c, v in p.top[:3])
+        return ""
+
+    @staticmethod
+    def _sort_key(p: Prediction, col: int, row: int) -> Any:
+        if col == CONFIDENCE:
+            return -1.0 if p.error else p.confidence
+        if col == PREDICTED:
+            return ("\uffff" + p.error) if p.error else p.label.lower()  # unusable files last
+        if col == FILE:
+            return Path(p.path).name.lower()
+        if col == TOP3:
+            return p.error or " ".join(c for c, _ in p.top[:3]).lower()
+        return row
+
+
+class PredictionFilter(QSortFilterProxyModel):
+    """Sorts by the model's sort keys; with `only_flagged`, keeps unusable and low-confidence rows only."""
+
+    def __init__(self, source: PredictionTableModel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSourceModel(source)
+        self.setSortRole(SORT_ROLE)
+        self.only_flagged = False
+
+    def set_only_flagged(self, on: bool) -> None:
+        if hasattr(self, "endFilterChange"):  # Qt 6.10+, where invalidateFilter() is deprecated
+            self.beginFilterChange()
+            self.only_flagged = on
+            self.endFilterChange()
+        else:
+            self.only_flagged = on
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802 (Qt override)
+        if not self.only_flagged:
+            return True
+        source: PredictionTableModel = self.sourceModel()  # type: ignore[assignment]
+        p = source.predictions[row]
+        return bool(p.error) or source.is_low(p)
