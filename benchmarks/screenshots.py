@@ -100,12 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     state.update("train", epochs=args.epochs, batch_size=32)
     train_pane = window.panes[3]
     QTest.mouseClick(train_pane.start_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: len(train_pane.live) >= 1)
-    pump(400)
+    wait_until(lambda: train_pane.plot.points("train_loss"))
     shoot("train-running")
     wait_until(lambda: not state.running and live_workers() == 0)
-    pump(400)
+    settle()
     shoot("train-finished")
+
+    # A second run with another learning rate, then both selected: the comparison view.
+    state.update("train", lr=0.003)
+    train_pane.recipe.name_edit.setText("faster learning rate")
+    QTest.mouseClick(train_pane.start_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: not state.running and live_workers() == 0)
+    train_pane.run_list.select_ids([run.id for run in train_pane.run_list.rows[:2]])
+    settle()
+    shoot("train-compare")
+
+    # A folder with the files real users have: the unusable ones listed with their reasons.
+    from tests.hostile import make_hostile_folder
+
+    make_hostile_folder(scratch / "hostile")
+    window.show_pane(0)
+    state.set_folder(scratch / "hostile")
+    wait_until(lambda: state.report is not None)
+    settle()
+    shoot("data-hostile")
 
     window.close()
     for path in shots:

@@ -29,7 +29,7 @@ from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from studio.core.sample import make_sample_dataset  # noqa: E402
-from studio.ui.app import freeze_startup_objects, make_app  # noqa: E402
+from studio.ui.app import make_app, take_over_garbage_collection  # noqa: E402
 from studio.ui.main_window import StudioWindow  # noqa: E402
 from studio.ui.state import QtStudioState  # noqa: E402
 from studio.ui.workers import live_workers, training_threads  # noqa: E402
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     state = QtStudioState(project_dir=scratch / "project")
     window = StudioWindow(state, settings=QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1280, 800)
-    freeze_startup_objects()  # as run_app does
+    collector = take_over_garbage_collection()  # as run_app does
     window.show()
     state.set_folder(data)
     wait_until(lambda: state.report is not None)
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     timer.stop()
     window.close()
+    collector.stop()
 
     gaps = sorted((b - a) * 1000 for a, b in zip(ticks, ticks[1:]))
     p = lambda q: gaps[min(len(gaps) - 1, int(q * len(gaps)))]  # noqa: E731

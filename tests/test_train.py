@@ -91,6 +91,12 @@ def test_train_checkpoint_predict_round_trip(colour_folder: Path, project_dir: P
     again = list(Predictor(run).predict_paths([preds[0].path], top_k=3))[0]
     assert again.top == list(predictor.predict_paths([preds[0].path], top_k=3))[0].top
 
+    # The accuracy the run reports is the accuracy evaluation measures on the same images.
+    from studio.core.evaluate import evaluate_run
+
+    assert evaluate_run(run).metrics.accuracy == pytest.approx(ckpt["metrics"]["val_acc"])
+    assert (run / "confusion.png").is_file() and "## Evaluation" in (run / "report.md").read_text()
+
     project = Project(project_dir)
     [row] = project.runs()
     assert row.status == "finished" and row.best_metric == pytest.approx(result.best_val_acc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,8 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = resolve_checkpoint_path(path)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a checkpoint file (torch.save writes a zip archive; this is not one)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -8,6 +8,7 @@ message through `on_failed` and a `TrainingError`, never a stray traceback.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ class Trainer:
             model.load_state_dict(best["state_dict"])
         test_acc = None
         if split_pos["test"]:
-            stats, _ = evaluate(model, pixels("test", False), plain_loss, autocast=autocast)
+            stats, _ = evaluate(model, pixels("test", False), plain_loss, autocast=contextlib.nullcontext)
             test_acc = stats.accuracy
         return self._finish(status, started, test_acc)
 
@@ -284,7 +285,9 @@ class Trainer:
             if self.world > 1:
                 stats.loss, stats.accuracy, stats.images = dist.average_epoch(stats.loss, stats.accuracy,
                                                                              stats.images)
-            val = evaluate(net, val_batches, plain_loss, autocast=autocast)[0] if val_batches else None
+            # Validation in fp32, as prediction and evaluation run: the accuracy a run reports is the
+            # accuracy the user later measures on the same images.
+            val = evaluate(net, val_batches, plain_loss, autocast=contextlib.nullcontext)[0] if val_batches else None
             st.epoch = epoch
             key = (val.accuracy, -val.loss) if val else (stats.accuracy, -stats.loss)
             # Better accuracy, or the same accuracy with a clearly lower loss: noise must not reset patience.

@@ -26,7 +26,10 @@ from PySide6.QtWidgets import (
 from studio.core.loop import describe_device, pick_device
 from studio.ui.panes.augment_pane import AugmentPane
 from studio.ui.panes.data_pane import DataPane
+from studio.ui.panes.evaluate_pane import EvaluatePane
+from studio.ui.panes.inspect_pane import InspectPane
 from studio.ui.panes.model_pane import ModelPane
+from studio.ui.panes.predict_pane import PredictPane
 from studio.ui.panes.train_pane import TrainPane
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner
@@ -39,6 +42,9 @@ PANES: list[tuple[str, PaneFactory]] = [
     ("Model", ModelPane),
     ("Augment", AugmentPane),
     ("Train", TrainPane),
+    ("Evaluate", EvaluatePane),
+    ("Predict", PredictPane),
+    ("Inspect", InspectPane),
 ]
 
 DEFAULT_SIZE = (1280, 800)
@@ -98,6 +104,9 @@ class StudioWindow(QMainWindow):
         state.report_changed.connect(self._on_report_changed)
         state.recent_changed.connect(self._on_recent_changed)
         state.folder_changed.connect(self._on_folder_changed)
+        titles = [title for title, _ in panes]
+        if "Inspect" in titles:  # "inspect this image" from Predict or Evaluate arrives through the state
+            state.inspect_requested.connect(lambda _run, _image: self.show_pane(titles.index("Inspect")))
         self._restore_settings()
         self._on_run_state(state.run_state)
         self._on_report_changed()

@@ -19,7 +19,7 @@ QPushButton#primary { background: #1a73e8; color: white; font-weight: bold; padd
                       border-radius: 4px; border: 1px solid #1666cc; }
 QPushButton#primary:disabled { background: #a8c4ec; border-color: #a8c4ec; }
 QPushButton#primary:hover { background: #1666cc; }
-QListWidget#nav { background: #f1f3f6; border: none; font-size: 11pt; padding-top: 8px; }
+QListWidget#nav { background: #f1f3f6; border: none; font-size: 11pt; padding-top: 8px; outline: 0; }
 QListWidget#nav::item { padding: 10px 12px; border-left: 3px solid transparent; }
 QListWidget#nav::item:selected { background: #dde8f8; color: #0b3d91; border-left: 3px solid #1a73e8; }
 QGroupBox { font-weight: bold; margin-top: 10px; }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import gc
 import os
 import sys
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from studio.core.callbacks import BatchEnd, Callback, EpochEnd, RunResult, RunStarted, StopToken
 from studio.core.config import RunConfig
@@ -71,6 +72,40 @@ def stop_all(timeout_ms: int = 60_000) -> bool:
 
 
 atexit.register(stop_all)  # last resort: a QThread destroyed while running aborts the process
+
+
+class QtGarbageCollector(QObject):
+    """Python's cyclic garbage collection, run on the UI thread only (the approach of pyqtgraph).
+
+    Left automatic, a collection starts in whichever thread happens to allocate, and a Qt
+    object freed there (a widget in a reference cycle) crashes the process: it happened
+    in the UI tests, in a scan thread. Collections keep Python's own thresholds.
+    """
+
+    def __init__(self, interval_ms: int = 500, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.check)
+
+    def start(self) -> None:
+        gc.disable()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        gc.enable()
+
+    @Slot()
+    def check(self) -> None:
+        young, middle, old = gc.get_count()
+        if young > self.threshold[0]:
+            gc.collect(0)
+            if middle > self.threshold[1]:
+                gc.collect(1)
+                if old > self.threshold[2]:
+                    gc.collect(2)
 
 
 class _Worker(QObject):

@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
 from studio.cli import main as cli_main
 from studio.core.predict import Predictor, expand_inputs
 from studio.ui.panes.predict_pane import SINGLE, TABLE, PredictPane
 from studio.ui.state import QtStudioState
-from tests.ui.view_helpers import drop_paths, train_tiny_run
+from studio.ui.workers import live_workers
+from tests.ui.view_helpers import dispose, drop_paths, train_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def pane(qtbot, trained):
     qtbot.addWidget(view)
     view.resize(1100, 700)
     yield view
-    view.shutdown()
+    dispose(view)
 
 
 def dropped(qtbot, pane: PredictPane, paths: list) -> list:
@@ -53,8 +55,8 @@ def test_one_image_shows_its_top_classes_the_same_every_time(qtbot, pane: Predic
     assert [p.path for p in rows] == [str(image)]
     expected = next(Predictor(trained.run).predict_paths([image], top_k=5))
     assert rows[0].top == expected.top  # bit for bit, not approximately
-    assert pane.bars.top == expected.top and pane.answer_label.text() == expected.label
-    qtbot.waitUntil(lambda: pane.image_view.image is not None, timeout=10_000)
+    assert pane.single.bars.top == expected.top and pane.single.answer_label.text() == expected.label
+    qtbot.waitUntil(lambda: pane.single.image_view.image is not None, timeout=10_000)
     again = dropped(qtbot, pane, [image])
     assert again[0].top == expected.top
 
@@ -89,7 +91,7 @@ def test_unusable_files_are_rows_with_their_reason(qtbot, pane: PredictPane, tra
     assert rows[0].error and rows[2].error == "empty file (0 bytes)" and not rows[1].error
     model = pane.table_model
     assert model.data(model.index(0, 2)) == "unusable" and model.data(model.index(0, 4)) == rows[0].error
-    assert "2 unusable" in pane.summary.text()
+    assert "2 unusable" in pane.table.summary.text()
 
     alone = dropped(qtbot, pane, [text])  # one unusable file: its row, not an empty single view
     assert pane.view_mode() == TABLE and alone[0].error
@@ -101,10 +103,10 @@ def test_low_confidence_rows_are_flagged_and_filterable(qtbot, pane: PredictPane
     low = [p for p in rows if p.confidence < 0.99]
     assert pane.table_model.flagged() == (0, len(low))
     pane.only_flagged.setChecked(True)
-    assert pane.table_proxy.rowCount() == len(low)
+    assert pane.table.proxy.rowCount() == len(low)
     pane.only_flagged.setChecked(False)
-    pane.table.sortByColumn(3, pane.table.horizontalHeader().sortIndicatorOrder().AscendingOrder)
-    first = pane.table_proxy.mapToSource(pane.table_proxy.index(0, 0)).row()
+    pane.table.view.sortByColumn(3, Qt.SortOrder.AscendingOrder)
+    first = pane.table.proxy.mapToSource(pane.table.proxy.index(0, 0)).row()
     assert rows[first].confidence == min(p.confidence for p in rows)
 
 
@@ -146,3 +148,16 @@ def test_a_bad_checkpoint_is_a_message_in_the_view(qtbot, pane: PredictPane, tra
     qtbot.waitUntil(lambda: pane.banner.level == "error", timeout=10_000)
     assert pane.banner.text().startswith(str(bogus)) and "Traceback" not in pane.banner.text()
     assert pane.picker.combo.currentData() == str(bogus)
+
+
+def test_a_new_drop_replaces_a_running_batch_and_closing_waits(qtbot, trained) -> None:
+    state = QtStudioState(project_dir=trained.project)
+    view = PredictPane(state)  # not given to qtbot: this test deletes it itself
+    many, few = some_images(trained, 30), some_images(trained, 30)[-2:]
+    with qtbot.waitSignal(view.finished, timeout=30_000):
+        drop_paths(view, many)
+        drop_paths(view, few)  # while the first batch may still run
+    assert [p.path for p in view.table_model.predictions] == [str(p) for p in few]
+    drop_paths(view, many)
+    dispose(view)  # closing mid-batch: the worker is stopped and waited for
+    assert live_workers() == 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -39,7 +40,7 @@ def mime_with(paths: Sequence[str | Path]) -> QMimeData:
 def drop(widget: QWidget, mime: QMimeData) -> bool:
     """A drag entering `widget` and the drop that follows, as Qt delivers them; True when accepted."""
     buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, buttons, mods)
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, buttons, mods)
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
         return False
@@ -50,3 +51,17 @@ def drop(widget: QWidget, mime: QMimeData) -> bool:
 
 def drop_paths(widget: QWidget, paths: Sequence[str | Path]) -> bool:
     return drop(widget, mime_with(paths))
+
+
+def dispose(view: QWidget) -> None:
+    """Stop the view's threads, delete it, and collect its garbage here, on the UI thread.
+
+    Panes are Python objects in reference cycles (bound methods stored on themselves); left to
+    the cyclic collector, they could be freed on whichever thread next allocates — a worker of
+    the next test — and a Qt object deleted from a foreign thread crashes the process.
+    """
+    view.shutdown()
+    view.close()
+    view.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()

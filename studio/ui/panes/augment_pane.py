@@ -30,7 +30,7 @@ from studio.ui.workers import QtTaskRunner
 
 PREVIEW_ROWS = 4
 PREVIEW_VERSIONS = 4
-PREVIEW_SIZE = 88
+PREVIEW_SIZE = 108
 
 PRESET_TEXT = {
     "none": ("None", "Images are used as they are. Augmentation helps most when there are few images."),

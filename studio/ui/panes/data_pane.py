@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -21,7 +19,6 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
-    QTableWidget,
     QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
@@ -30,10 +27,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport, stratified_split
 from studio.core.images import ImageError, load_for_model
-from studio.core.sample import SAMPLE_CLASSES, make_sample_dataset
+from studio.core.sample import make_sample_dataset
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtBalanceChart
-from studio.ui.widgets.common import QtBanner, heading, hint
+from studio.ui.widgets.common import QtBanner, heading, make_table
+from studio.ui.widgets.thumbnails import QtThumbnailGrid
+from studio.ui.widgets.welcome import QtWelcome
 from studio.ui.workers import QtTaskRunner, QtWorkerThread, ScanWorker
 
 THUMBS_PER_CLASS = 6
@@ -75,6 +74,7 @@ class DataPane(QWidget):
         self._scan: QtWorkerThread | None = None
         self._thumbs = QtTaskRunner("studio-thumbnails", self)
         self._thumbs.result.connect(self._on_thumbnails)
+        self._thumbs.failed.connect(self._on_thumbnails_failed)
         self._sample = QtTaskRunner("studio-sample", self)
         self._sample.result.connect(self._on_sample_ready)
         self._sample.failed.connect(self._on_error)
@@ -127,40 +127,12 @@ class DataPane(QWidget):
         self.banner = QtBanner(closable=False)
         layout.addWidget(self.banner)
         self.pages = QStackedWidget()
-        self.pages.addWidget(self._build_welcome())
+        self.welcome = QtWelcome()
+        self.welcome.sample_button.clicked.connect(self.state.request_sample)
+        self.welcome.choose_button.clicked.connect(self._on_choose)
+        self.pages.addWidget(self.welcome)
         self.pages.addWidget(self._build_content())
         layout.addWidget(self.pages, 1)
-
-    def _build_welcome(self) -> QWidget:
-        page = QWidget()
-        outer = QVBoxLayout(page)
-        outer.addStretch(1)
-        box = QFrame()
-        box.setObjectName("welcome")
-        box.setMaximumWidth(620)
-        inner = QVBoxLayout(box)
-        title = QLabel("Welcome to Classification Studio")
-        title.setObjectName("title")
-        inner.addWidget(title)
-        inner.addWidget(hint("Turn a folder of labelled images into an image classifier. The folder holds one "
-                             "sub-folder per class, named after it: for example photos/cats and photos/dogs."))
-        self.welcome_sample_button = QPushButton("Open the sample data set")
-        self.welcome_sample_button.setObjectName("primary")
-        self.welcome_sample_button.clicked.connect(self.state.request_sample)
-        inner.addWidget(self.welcome_sample_button)
-        inner.addWidget(hint(f"{len(SAMPLE_CLASSES)} kinds of shapes ({', '.join(SAMPLE_CLASSES)}), drawn on the "
-                             "spot: train a classifier on them in about a minute, even without a GPU."))
-        choose = QPushButton("Choose your own folder…")
-        choose.clicked.connect(self._on_choose)
-        inner.addWidget(choose)
-        inner.addWidget(hint("…or drop a folder anywhere onto this window."))
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(box, 2)
-        row.addStretch(1)
-        outer.addLayout(row)
-        outer.addStretch(2)
-        return page
 
     def _build_content(self) -> QWidget:
         page = QWidget()
@@ -173,20 +145,18 @@ class DataPane(QWidget):
         rv.setContentsMargins(4, 0, 0, 0)
 
         lv.addWidget(heading("Classes"))
-        self.class_table = _table(("Class", "Images", "Unusable"))
+        self.class_table = make_table(("Class", "Images", "Unusable"))
         lv.addWidget(self.class_table, 3)
         self.balance_chart = QtBalanceChart()
         lv.addWidget(self.balance_chart, 4)
 
         rv.addWidget(heading("Sample images"))
-        from studio.ui.widgets.thumbnails import QtThumbnailGrid
-
         self.thumbnails = QtThumbnailGrid(THUMB_SIZE)
         self.thumbnails.set_placeholder("Sample images of each class appear here after the scan.")
         rv.addWidget(self.thumbnails, 3)
         self.bad_heading = heading("Unusable files")
         rv.addWidget(self.bad_heading)
-        self.bad_table = _table(("File", "Why it cannot be used"))
+        self.bad_table = make_table(("File", "Why it cannot be used"))
         self.bad_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.bad_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.bad_table.setColumnWidth(0, 220)
@@ -313,6 +283,11 @@ class DataPane(QWidget):
             self.thumbnails.set_rows(rows)
 
     @Slot(str)
+    def _on_thumbnails_failed(self, message: str) -> None:
+        self.thumbnails.set_rows([])
+        self.thumbnails.set_placeholder(f"The sample images cannot be shown: {message}")
+
+    @Slot(str)
     def _on_config_changed(self, section: str) -> None:
         if section != "data":
             return
@@ -363,7 +338,9 @@ class DataPane(QWidget):
             self.bad_table.setItem(i, 0, QTableWidgetItem(record.path))
             self.bad_table.setItem(i, 1, QTableWidgetItem(record.problem))
             self.bad_table.item(i, 0).setToolTip(str(report.abspath(record)))
-        self.bad_heading.setText(f"Unusable files ({len(bad)})" if bad else "Unusable files: none")
+        self.bad_heading.setText(f"Unusable files ({len(bad)}): skipped, never changed" if bad else
+                                 "Unusable files: none, every file can be used")
+        self.bad_table.setVisible(bool(bad))
 
     def _show_warnings(self, report: ScanReport) -> None:
         warnings = report.warnings()
@@ -395,20 +372,6 @@ class DataPane(QWidget):
         self._thumbs.shutdown()
         self._sample.shutdown()
         self.balance_chart.shutdown()
-
-
-def _table(columns: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(columns)
-    table.verticalHeader().hide()
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setAlternatingRowColors(True)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    for col in range(1, len(columns)):
-        header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-    return table
 
 
 def _percent_spin(tooltip: str) -> QSpinBox:

@@ -14,13 +14,11 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -32,10 +30,10 @@ from studio.core.loop import pick_device
 from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
 from studio.core.weights import WeightsUnavailable
 from studio.ui.state import QtStudioState
-from studio.ui.widgets.common import QtBanner, heading, hint
+from studio.ui.widgets.common import QtBanner, heading, hint, make_table
 from studio.ui.workers import QtTaskRunner
 
-WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("file", "From a file…"), ("none", "None: random start"))
+WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("file", "From file…"), ("none", "None: random start"))
 WEIGHTS_HINT = {
     "imagenet": "Starts from a network that already learned to see on 1.2 million photos (ImageNet).",
     "file": "Starts from a weights file you have, for example a model from an earlier project.",
@@ -73,11 +71,17 @@ def recommendation(report: ScanReport | None, gpu: bool) -> str:
 def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
     """Layer table and parameter counts for the config (runs on a worker thread; no weights are read)."""
     model = build_model(cfg, n_classes, load_weights=False)
-    if cfg.pretrained != "none":
-        model.set_trainable({"two-stage": "all"}.get(cfg.mode, cfg.mode))
+    first_stage = None
+    if cfg.pretrained != "none" and cfg.mode == "two-stage":
+        model.set_trainable("head")
+        first_stage = count_parameters(model)[1]
+        model.set_trainable("all")
+    elif cfg.pretrained != "none":
+        model.set_trainable(cfg.mode)
     total, trainable = count_parameters(model)
-    rows = [(r.name, r.kind, " × ".join(map(str, r.output_shape)), r.params) for r in summarize(model, cfg.image_size)]
-    return {"config": cfg, "rows": rows, "total": total, "trainable": trainable}
+    rows = [(r.name.removeprefix("backbone."), r.kind, " × ".join(map(str, r.output_shape)), r.params)
+            for r in summarize(model, cfg.image_size)]
+    return {"config": cfg, "rows": rows, "total": total, "trainable": trainable, "first_stage": first_stage}
 
 
 def check_weights(cfg: ModelConfig, n_classes: int) -> tuple[ModelConfig, str, str]:
@@ -132,19 +136,15 @@ class ModelPane(QWidget):
         self.params_label.setObjectName("big")
         self.params_label.setWordWrap(True)
         rv.addWidget(self.params_label)
+        self.learn_label = hint("")
+        rv.addWidget(self.learn_label)
         self.build_status = QtBanner(closable=False)
         rv.addWidget(self.build_status)
         self.layers_heading = heading("Layers")
         rv.addWidget(self.layers_heading)
-        self.layer_table = QTableWidget(0, 4)
-        self.layer_table.setHorizontalHeaderLabels(("Layer", "Type", "Output shape", "Parameters"))
-        self.layer_table.verticalHeader().hide()
-        self.layer_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.layer_table.setAlternatingRowColors(True)
-        header = self.layer_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.layer_table = make_table(("Layer", "Type", "Output shape", "Parameters"))
+        self.layer_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.layer_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         rv.addWidget(self.layer_table, 1)
         split.addWidget(right)
         split.setSizes([470, 600])
@@ -170,7 +170,7 @@ class ModelPane(QWidget):
         for key, text in WEIGHTS:
             self.weights_combo.addItem(text, key)
         self.weights_combo.currentIndexChanged.connect(self._on_weights_chosen)
-        form.addRow("Starting weights", self.weights_combo)
+        form.addRow("Weights", self.weights_combo)
         file_row = QHBoxLayout()
         self.weights_path = QLineEdit()
         self.weights_path.setReadOnly(True)
@@ -346,13 +346,18 @@ class ModelPane(QWidget):
             return
         self.build_status.clear()
         total, trainable = result["total"], result["trainable"]
-        learn = "all of them learn" if trainable == total else f"{trainable:,} of them learn"
-        self.params_label.setText(f"{total:,} parameters — {learn}")
+        learn = "All of them learn." if trainable == total else \
+            f"{trainable:,} of them learn; the others keep their pretrained values."
+        if result["first_stage"] is not None:
+            learn = f"{result['first_stage']:,} of them learn in the first stage, all of them in the second."
+        self.params_label.setText(f"{total:,} parameters")
+        self.learn_label.setText(learn)
         rows = result["rows"]
         self.layer_table.setRowCount(len(rows))
         for i, (name, kind, shape, params) in enumerate(rows):
             for col, text in enumerate((name, kind, shape, f"{params:,}" if params else "")):
                 item = QTableWidgetItem(text)
+                item.setToolTip(text)
                 if col == 3:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.layer_table.setItem(i, col, item)
@@ -360,6 +365,7 @@ class ModelPane(QWidget):
     @Slot(str)
     def _on_summary_failed(self, message: str) -> None:
         self.params_label.setText("This network cannot be built with these settings.")
+        self.learn_label.setText("")
         self.layer_table.setRowCount(0)
         self.build_status.show_message(message, "error")
 

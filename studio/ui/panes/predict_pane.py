@@ -9,97 +9,36 @@ the project's cache, so they too are files that Inspect and the CSV can name.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import QBuffer, QMimeData, QModelIndex, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QBuffer, QMimeData, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QStackedWidget,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.images import IMAGE_EXTENSIONS, ImageError, load_for_model, load_rgb
+from studio.core.images import IMAGE_EXTENSIONS
 from studio.core.predict import Prediction, Predictor, expand_inputs, write_csv
+from studio.ui.panes.predict_worker import TOP_K, PredictWorker
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, hint
-from studio.ui.widgets.image_grid import QtImageView
-from studio.ui.widgets.prediction_table import CONFIDENCE, FILE, IMAGE, THUMB, PredictionFilter, PredictionTableModel
-from studio.ui.widgets.prob_bars import QtProbabilityBars
+from studio.ui.widgets.prediction_table import QtPredictionTable
 from studio.ui.widgets.run_picker import QtModelLoader, QtRunPicker, describe_model
-from studio.ui.workers import SIGNAL_INTERVAL_S, QtWorkerThread, _Worker
+from studio.ui.widgets.single_prediction import QtSinglePrediction
+from studio.ui.workers import QtWorkerThread
 
-TOP_K = 5  # classes kept per image: bars of the single view, columns of the CSV
-PREVIEW = 720  # longest side of the picture shown for a single image
 EMPTY, SINGLE, TABLE = range(3)
-
-
-def _thumbnail(path: str) -> np.ndarray | None:
-    try:
-        return np.asarray(load_for_model(path, THUMB))  # the centre square: what the model sees
-    except ImageError:
-        return None
-
-
-def _preview(path: str) -> np.ndarray | None:
-    try:
-        image = load_rgb(path)
-    except ImageError:
-        return None
-    image.thumbnail((PREVIEW, PREVIEW))
-    return np.asarray(image)
-
-
-class PredictWorker(_Worker):
-    """Predicts `paths` in order; rows arrive in bursts at most every SIGNAL_INTERVAL_S.
-
-    With `single`, the one prediction is sent before anything else is done (its picture follows),
-    because that is the number the user is waiting for.
-    """
-
-    rows = Signal(int, list)  # serial, [(Prediction, thumbnail uint8 H×W×3 or None)]
-    preview = Signal(int, str, object)  # serial, path, uint8 H×W×3
-
-    def __init__(self, serial: int, predictor: Predictor, paths: Sequence[str], single: bool) -> None:
-        super().__init__()
-        self.serial, self.predictor, self.paths, self.single = serial, predictor, list(paths), single
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def work(self) -> None:
-        pending: list[tuple[Prediction, np.ndarray | None]] = []
-        last = 0.0
-        for p in self.predictor.predict_paths(self.paths, top_k=TOP_K):
-            if self._stop.is_set():
-                return
-            if self.single:
-                self.rows.emit(self.serial, [(p, None)])
-                if not p.error:
-                    self.preview.emit(self.serial, p.path, _preview(p.path))
-                continue
-            pending.append((p, None if p.error else _thumbnail(p.path)))
-            now = time.monotonic()
-            if now - last >= SIGNAL_INTERVAL_S:
-                self.rows.emit(self.serial, pending)
-                pending, last = [], now
-        if pending:
-            self.rows.emit(self.serial, pending)
 
 
 class PredictPane(QWidget):
@@ -189,62 +128,14 @@ class PredictPane(QWidget):
         self.drop_hint.setStyleSheet("QLabel { border: 2px dashed #b0b8c4; border-radius: 10px; color: #5f6368;"
                                      " font-size: 13pt; }")
         self.stack.addWidget(self.drop_hint)
-        self.stack.addWidget(self._build_single())
-        self.stack.addWidget(self._build_table())
+        self.single = QtSinglePrediction()
+        self.stack.addWidget(self.single)
+        self.table = QtPredictionTable()
+        self.table.activated.connect(self._on_row_activated)
+        self.table.selection_changed.connect(self._update_controls)
+        self.table_model = self.table.model
+        self.stack.addWidget(self.table)
         layout.addWidget(self.stack, 1)
-
-    def _build_single(self) -> QWidget:
-        page = QWidget()
-        row = QHBoxLayout(page)
-        self.image_view = QtImageView(minimum=200)
-        self.image_view.show_crop = True
-        row.addWidget(self.image_view, 3)
-        side = QVBoxLayout()
-        self.file_label = QLabel()
-        self.file_label.setObjectName("path")
-        self.file_label.setWordWrap(True)
-        self.answer_label = QLabel()
-        self.answer_label.setObjectName("title")
-        self.answer_label.setWordWrap(True)
-        self.sure_label = QLabel()
-        self.sure_label.setWordWrap(True)
-        self.bars = QtProbabilityBars()
-        self.crop_hint = hint("")
-        for w in (self.file_label, self.answer_label, self.sure_label, self.bars, self.crop_hint):
-            side.addWidget(w)
-        side.addStretch(1)
-        row.addLayout(side, 2)
-        return page
-
-    def _build_table(self) -> QWidget:
-        page = QWidget()
-        col = QVBoxLayout(page)
-        col.setContentsMargins(0, 0, 0, 0)
-        self.table_model = PredictionTableModel(self)
-        self.table_proxy = PredictionFilter(self.table_model, self)
-        self.table = QTableView()
-        self.table.setModel(self.table_proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # arrival order until the user sorts
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setIconSize(QSize(THUMB, THUMB))
-        self.table.verticalHeader().setDefaultSectionSize(THUMB + 6)
-        self.table.verticalHeader().hide()
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(IMAGE, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(IMAGE, THUMB + 16)
-        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(FILE, 260)
-        header.resizeSection(CONFIDENCE, 100)
-        header.setStretchLastSection(True)
-        self.table.doubleClicked.connect(self._on_row_double_clicked)
-        self.table.selectionModel().selectionChanged.connect(self._update_controls)
-        col.addWidget(self.table, 1)
-        self.summary = hint("")
-        col.addWidget(self.summary)
-        return page
 
     # ------------------------------------------------------------------------------------ requests
 
@@ -305,7 +196,7 @@ class PredictPane(QWidget):
         self._serial += 1
         self._queued = False
         self.table_model.clear()
-        self.image_view.set_array(None)
+        self.single.set_picture(None)
         self.only_flagged.setChecked(False)
         self.stack.setCurrentIndex(TABLE if len(self.inputs) > 1 else EMPTY)
         if self.predictor is None:
@@ -388,24 +279,14 @@ class PredictPane(QWidget):
         self.results_changed.emit()
 
     def _show_single(self, p: Prediction) -> None:
-        low = self.threshold.value() / 100
-        self.bars.set_top(p.top, low)
-        self.file_label.setText(p.path)
-        self.answer_label.setText(p.label)
-        sure = f"{100 * p.confidence:.1f}% probability"
-        if p.confidence < low:
-            sure += (f" — ⚠ the model is unsure (below {self.threshold.value()}%): its first guess may well "
-                     "be wrong, or the image shows none of the classes it knows.")
-        self.sure_label.setText(sure)
         size = self.predictor.image_size if self.predictor is not None else 0
-        self.crop_hint.setText(f"The model sees the centre square of the picture (dashed), scaled to {size}×{size} "
-                               "pixels. It always answers with one of the classes it was trained on.")
+        self.single.show_prediction(p, self.threshold.value() / 100, size)
         self.stack.setCurrentIndex(SINGLE)
 
     @Slot(int, str, object)
     def _on_preview(self, serial: int, path: str, pixels: object) -> None:
         if serial == self._serial and pixels is not None:
-            self.image_view.set_array(pixels)  # type: ignore[arg-type]
+            self.single.set_picture(pixels)  # type: ignore[arg-type]
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -421,15 +302,7 @@ class PredictPane(QWidget):
         self.finished.emit()
 
     def _update_summary(self) -> None:
-        n = self.table_model.rowCount()
-        errors, low = self.table_model.flagged()
-        parts = [f"{n} of {len(self.inputs)} image(s)"]
-        if low:
-            parts.append(f"⚠ {low} below {self.threshold.value()}% (amber rows)")
-        if errors:
-            parts.append(f"{errors} unusable (red rows, with the reason)")
-        self.summary.setText(" · ".join(parts) + ". Click a column title to sort; double-click a row to inspect "
-                                                 "that image.")
+        self.table.update_summary(len(self.inputs))
 
     def _update_controls(self) -> None:
         running = self._job is not None
@@ -451,7 +324,7 @@ class PredictPane(QWidget):
 
     @Slot(bool)
     def _on_only_flagged(self, on: bool) -> None:
-        self.table_proxy.set_only_flagged(on)
+        self.table.proxy.set_only_flagged(on)
 
     @Slot()
     def _on_stop(self) -> None:
@@ -461,11 +334,8 @@ class PredictPane(QWidget):
     def _inspect_target(self) -> str:
         if self.view_mode() == SINGLE and self.table_model.predictions:
             return self.table_model.predictions[0].path
-        rows = self.table.selectionModel().selectedRows() if self.view_mode() == TABLE else []
-        if rows:
-            p = self.table_model.predictions[self.table_proxy.mapToSource(rows[0]).row()]
-            return "" if p.error else p.path
-        return ""
+        p = self.table.selected() if self.view_mode() == TABLE else None
+        return p.path if p is not None and not p.error else ""
 
     @Slot()
     def _on_inspect(self) -> None:
@@ -473,9 +343,8 @@ class PredictPane(QWidget):
         if path and self.state.current_run:
             self.state.request_inspect(self.state.current_run, path)
 
-    @Slot(QModelIndex)
-    def _on_row_double_clicked(self, index: QModelIndex) -> None:
-        p = self.table_model.predictions[self.table_proxy.mapToSource(index).row()]
+    @Slot(object)
+    def _on_row_activated(self, p: Prediction) -> None:
         if not p.error and self.state.current_run:
             self.state.request_inspect(self.state.current_run, p.path)
 

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import copy
+import sqlite3
 import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -29,14 +23,10 @@ from studio.core.config import ConfigError
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading
-from studio.ui.widgets.run_list import QtRunList
+from studio.ui.widgets.recipe_form import QtRecipeForm
+from studio.ui.widgets.run_list import QtRunList, run_label
 from studio.ui.workers import QtWorkerThread, TrainWorker
 
-OPTIMIZERS = (("adamw", "AdamW (adaptive, a safe default)"), ("sgd", "SGD with momentum"))
-SCHEDULES = (("cosine", "Cosine: slow down smoothly"), ("onecycle", "One-cycle: up, then down"),
-             ("step", "Step: divide by 10 every 10 epochs"), ("constant", "Constant"))
-IMBALANCE = (("none", "Treat all images alike"), ("weighted-loss", "Count rare classes more"),
-             ("balanced-sampler", "Show every class equally often"))
 PAGE_OF_FIELD = {"data": "Data", "augment": "Augment", "model": "Model", "train": "Train"}
 
 
@@ -63,18 +53,15 @@ class TrainPane(QWidget):
         self.state = state
         self.worker: TrainWorker | None = None
         self._run: QtWorkerThread | None = None
-        self._syncing = False
         self.live: list[dict] = []  # epochs of the current (or last) run
         self._live_label = "this run"
         self._epochs = 0
         self._epoch_clock: tuple[int, float, int] | None = None  # epoch, time of its first batch report, batch
         self._build()
-        state.config_changed.connect(self._on_config_changed)
         state.run_state_changed.connect(self._update_buttons)
         state.report_changed.connect(self._update_buttons)
         state.runs_changed.connect(self._refresh_runs)
         state.stop_requested.connect(self._on_stop)
-        self._on_config_changed("train")
         self._refresh_runs()
         self._update_buttons()
 
@@ -86,7 +73,8 @@ class TrainPane(QWidget):
         left.setFixedWidth(380)
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 6, 0)
-        lv.addWidget(self._build_recipe())
+        self.recipe = QtRecipeForm(self.state)
+        lv.addWidget(self.recipe)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
@@ -130,79 +118,6 @@ class TrainPane(QWidget):
         right.addWidget(split, 1)
         layout.addLayout(right, 1)
 
-    def _build_recipe(self) -> QGroupBox:
-        box = QGroupBox("Training recipe")
-        form = QFormLayout(box)
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10_000)
-        self.epochs_spin.setToolTip("Passes over all training images")
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 1.0)
-        self.lr_spin.setSingleStep(0.0001)
-        self.lr_spin.setToolTip("How big a step each update takes. Too high and the loss jumps about or becomes NaN")
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setToolTip("Images per update; lower it if memory runs out")
-        self.optimizer_combo = _combo(OPTIMIZERS)
-        self.schedule_combo = _combo(SCHEDULES)
-        self.early_check = QCheckBox("after")
-        self.early_spin = QSpinBox()
-        self.early_spin.setRange(1, 1000)
-        self.early_spin.setSuffix(" epochs without progress")
-        self.imbalance_combo = _combo(IMBALANCE)
-        self.imbalance_combo.setToolTip("For classes of very different sizes")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("optional, e.g. 'first try'")
-        early = QHBoxLayout()
-        early.addWidget(self.early_check)
-        early.addWidget(self.early_spin, 1)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Optimizer", self.optimizer_combo)
-        form.addRow("Schedule", self.schedule_combo)
-        form.addRow("Stop early", early)
-        form.addRow("Class sizes", self.imbalance_combo)
-        form.addRow("Run name", self.name_edit)
-        for spin in (self.epochs_spin, self.batch_spin, self.early_spin, self.lr_spin):
-            spin.valueChanged.connect(self._on_edited)
-        for combo in (self.optimizer_combo, self.schedule_combo, self.imbalance_combo):
-            combo.currentIndexChanged.connect(self._on_edited)
-        self.early_check.toggled.connect(self._on_edited)
-        return box
-
-    # ------------------------------------------------------------------------------------ recipe ↔ state
-
-    @Slot()
-    def _on_edited(self) -> None:
-        if self._syncing:
-            return
-        self.state.update(
-            "train", epochs=self.epochs_spin.value(), lr=round(self.lr_spin.value(), 6),
-            batch_size=self.batch_spin.value(), optimizer=self.optimizer_combo.currentData(),
-            schedule=self.schedule_combo.currentData(), imbalance=self.imbalance_combo.currentData(),
-            early_stopping=self.early_spin.value() if self.early_check.isChecked() else 0,
-        )
-
-    @Slot(str)
-    def _on_config_changed(self, section: str) -> None:
-        if section != "train":
-            return
-        t = self.state.config.train
-        self._syncing = True
-        self.epochs_spin.setValue(t.epochs)
-        self.lr_spin.setValue(t.lr)
-        self.batch_spin.setValue(t.batch_size)
-        for combo, value in ((self.optimizer_combo, t.optimizer), (self.schedule_combo, t.schedule),
-                             (self.imbalance_combo, t.imbalance)):
-            combo.setCurrentIndex(max(0, combo.findData(value)))
-        self.early_check.setChecked(t.early_stopping > 0)
-        self.early_spin.setEnabled(t.early_stopping > 0)
-        if t.early_stopping:
-            self.early_spin.setValue(t.early_stopping)
-        self._syncing = False
-
     # ------------------------------------------------------------------------------------ controls
 
     @Slot()
@@ -216,7 +131,7 @@ class TrainPane(QWidget):
                                      "finish).", "error")
             return
         config = copy.deepcopy(self.state.config)
-        config.name = self.name_edit.text().strip()
+        config.name = self.recipe.name_edit.text().strip()
         try:
             config.validate()
             project = self.state.project
@@ -238,7 +153,7 @@ class TrainPane(QWidget):
             return
         run = runs[0]
         self.live = [dict(r) for r in self.state.project.epochs(run.id)]
-        self._live_label = run.name
+        self._live_label = run_label(run)
         self._launch(TrainWorker(None, resume_dir=run.folder))
 
     def _launch(self, worker: TrainWorker) -> None:
@@ -255,7 +170,7 @@ class TrainPane(QWidget):
         self.banner.clear()
         self.log.clear()
         self.run_list.clearSelection()
-        self.plot.set_runs([(self._live_label, self.live)])
+        self.plot.set_runs([(self._live_label, self.live)], "The curves appear here after the first epoch.")
         self._epoch_clock = None
         self.state.set_run_state("preparing")
         self._run.start()
@@ -356,7 +271,7 @@ class TrainPane(QWidget):
                      f"{'—' if info['val_loss'] is None else format(info['val_loss'], '.4f')}, accuracy "
                      f"{_pct(info['val_acc'])}; {info['seconds']:.1f} s{best}")
         if not self.run_list.selected_runs():
-            self.plot.set_runs([(self._live_label, self.live)])
+            self.plot.set_runs([(self._live_label, self.live)], planned=self._epochs)
         if self.state.run_state == "training":
             self.state.set_run_state("training", self._epoch_text())
 
@@ -394,8 +309,8 @@ class TrainPane(QWidget):
     def _refresh_runs(self) -> None:
         try:
             self.run_list.set_runs(self.state.project.runs())
-        except OSError as exc:
-            self.banner.show_message(f"Cannot open the project folder {self.state.project_dir}: {exc}", "error")
+        except (OSError, sqlite3.Error) as exc:
+            self.banner.show_message(f"Cannot read the project {self.state.project_dir}: {exc}", "error")
 
     @Slot(list)
     def _on_runs_selected(self, runs: list) -> None:
@@ -403,7 +318,10 @@ class TrainPane(QWidget):
         if not runs:
             self.plot.set_runs([(self._live_label, self.live)])
             return
-        self.plot.set_runs([(run.name, self.state.project.epochs(run.id)) for run in runs])
+        try:
+            self.plot.set_runs([(run_label(run), self.state.project.epochs(run.id)) for run in runs])
+        except (OSError, sqlite3.Error) as exc:
+            self.banner.show_message(f"Cannot read the project {self.state.project_dir}: {exc}", "error")
 
     def shutdown(self) -> None:
         """Stop the run and wait for it (the window normally waits asynchronously first)."""
@@ -412,9 +330,3 @@ class TrainPane(QWidget):
             self._run.wait()
         self.plot.shutdown()
 
-
-def _combo(items: tuple[tuple[str, str], ...]) -> QComboBox:
-    combo = QComboBox()
-    for key, text in items:
-        combo.addItem(text, key)
-    return combo

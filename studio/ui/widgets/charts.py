@@ -11,6 +11,7 @@ replaces one still waiting.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
-from PySide6.QtCore import QRectF, QTimer, Slot
+from PySide6.QtCore import QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -32,6 +34,8 @@ FONT = 8
 DPI = 100
 
 DrawFn = Callable[[Figure], dict]
+# A class name in a script the installed fonts lack draws as a box; a warning per draw helps nobody.
+warnings.filterwarnings("ignore", message=r"Glyph .* missing from font", category=UserWarning)
 
 
 def render(draw: DrawFn, width: int, height: int, ratio: float = 1.0) -> tuple[np.ndarray, dict]:
@@ -56,6 +60,8 @@ class _QtChart(QWidget):
         self._dirty = True
         self._runner = QtTaskRunner("studio-chart", self)
         self._runner.result.connect(self._on_rendered)
+        self._runner.failed.connect(self._on_failed)
+        self.error = ""
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(MIN_DRAW_INTERVAL_MS)
@@ -89,13 +95,18 @@ class _QtChart(QWidget):
         self._dirty = False
         self._runner.submit(render, self._draw_function(), *self._size())
 
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.image, self.error = None, f"The chart cannot be drawn: {message}"
+        self.update()
+
     @Slot(object)
     def _on_rendered(self, value: object) -> None:
         pixels, info = value  # type: ignore[misc]
         height, width, _ = pixels.shape
         image = QImage(pixels.data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
         image.setDevicePixelRatio(width / max(1, self._size()[0]))
-        self.image, self.info = image, info
+        self.image, self.info, self.error = image, info, ""
         self.draw_count += 1
         self.update()
 
@@ -114,6 +125,8 @@ class _QtChart(QWidget):
         if self.image is not None:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.drawImage(QRectF(self.rect()), self.image)
+        elif self.error:
+            painter.drawText(self.rect().adjusted(12, 12, -12, -12), Qt.TextFlag.TextWordWrap, self.error)
         painter.end()
 
     def _draw_function(self) -> DrawFn:
@@ -171,16 +184,23 @@ class QtTrainingPlot(_QtChart):
     """Loss, accuracy and learning rate per epoch of one run, or two runs overlaid (solid and dotted)."""
 
     KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr")
-    PLACEHOLDER = "Start a run to watch its learning curves here, epoch by epoch."
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumSize(420, 200)
         self.runs: list[tuple[str, list[dict[str, Any]]]] = []
+        self.placeholder = "Start a run to watch its learning curves here, epoch by epoch."
+        self.planned = 0
 
-    def set_runs(self, runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> None:
-        """[(label, [{"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr"}, ...])], at most two."""
+    def set_runs(self, runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], placeholder: str = "",
+                 planned: int = 0) -> None:
+        """[(label, [{"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr"}, ...])], at most two.
+
+        placeholder: shown while no run has an epoch yet; planned: epochs the x axis spans (a live run)."""
         self.runs = [(label, [dict(r) for r in rows]) for label, rows in list(runs)[:2]]
+        self.planned = planned
+        if placeholder:
+            self.placeholder = placeholder
         self.schedule_draw()
 
     def points(self, key: str, run: int = 0) -> list[tuple[float, float]]:
@@ -188,27 +208,25 @@ class QtTrainingPlot(_QtChart):
         return list(self.info.get("points", {}).get((run, key), []))
 
     def _draw_function(self) -> DrawFn:
-        return partial(draw_training, [(label, list(rows)) for label, rows in self.runs], self.PLACEHOLDER)
+        return partial(draw_training, [(label, list(rows)) for label, rows in self.runs], self.placeholder,
+                       self.planned)
 
 
-def draw_training(runs: list[tuple[str, list[dict[str, Any]]]], placeholder: str, figure: Figure) -> dict:
+def draw_training(runs: list[tuple[str, list[dict[str, Any]]]], placeholder: str, planned: int,
+                  figure: Figure) -> dict:
+    if not any(rows for _, rows in runs):
+        figure.text(0.5, 0.5, placeholder, ha="center", va="center", fontsize=FONT + 3, color="grey")
+        return {"points": {}}
     ax_loss, ax_acc, ax_lr = figure.subplots(1, 3)
     for ax, title in ((ax_loss, "Loss"), (ax_acc, "Accuracy (%)"), (ax_lr, "Learning rate")):
         _style(ax, title)
         ax.set_xlabel("epoch", fontsize=FONT)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if not any(rows for _, rows in runs):
-        for ax in (ax_loss, ax_acc, ax_lr):
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax_acc.text(0.5, 0.5, placeholder, ha="center", va="center", wrap=True, fontsize=FONT + 1, color="grey",
-                    transform=ax_acc.transAxes)
-        return {"points": {}}
     points: dict[tuple[int, str], list[tuple[float, float]]] = {}
     compare = len(runs) > 1
-    for i, (label, rows) in enumerate(runs):
+    last = max([planned, 2] + [int(r["epoch"]) for _, rows in runs for r in rows])
+    for i, (_label, rows) in enumerate(runs):
         style = RUN_STYLES[i % len(RUN_STYLES)]
-        suffix = f" · {_short(label, 24)}" if compare else ""
         for ax, key, colour, name, scale in (
             (ax_loss, "train_loss", TRAIN_COLOUR, "train", 1), (ax_loss, "val_loss", VAL_COLOUR, "validation", 1),
             (ax_acc, "train_acc", TRAIN_COLOUR, "train", 100), (ax_acc, "val_acc", VAL_COLOUR, "validation", 100),
@@ -217,12 +235,20 @@ def draw_training(runs: list[tuple[str, list[dict[str, Any]]]], placeholder: str
             xy = [(float(r["epoch"]), float(r[key]) * scale) for r in rows if _finite(r.get(key))]
             if xy:
                 xs, ys = zip(*xy)
-                ax.plot(xs, ys, style, color=colour, marker="o", markersize=3, label=name + suffix)
+                ax.plot(xs, ys, style, color=colour, marker="o", markersize=3, label=name)
                 points[(i, key)] = xy
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.set_xlim(0.5, last + 0.5)
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     ax_lr.yaxis.get_offset_text().set_fontsize(FONT)
     ax_acc.set_ylim(-2, 102)
-    ax_loss.legend(fontsize=FONT - (1 if compare else 0), loc="upper right")
+    colours = [Line2D([], [], color=TRAIN_COLOUR, marker="o", markersize=3, label="train"),
+               Line2D([], [], color=VAL_COLOUR, marker="o", markersize=3, label="validation")]
+    ax_loss.legend(handles=colours, fontsize=FONT, loc="best")
+    if compare:
+        styles = [Line2D([], [], color="grey", linestyle=RUN_STYLES[i], label=_short(label, 22))
+                  for i, (label, _) in enumerate(runs)]
+        ax_acc.legend(handles=styles, fontsize=FONT, loc="best")
     return {"points": points}
 
 

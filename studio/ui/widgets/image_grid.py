@@ -36,10 +36,12 @@ def colourize(values: np.ndarray, cmap: str) -> np.ndarray:
 class QtImageView(QWidget):
     """One image scaled to fit, never distorted; optionally the centre square the model sees marked on it."""
 
-    def __init__(self, parent: QWidget | None = None, *, smooth: bool = True, minimum: int = 120) -> None:
+    def __init__(self, parent: QWidget | None = None, *, smooth: bool = True, minimum: int = 120,
+                 max_scale: float = 0.0) -> None:
         super().__init__(parent)
         self.image: QImage | None = None
         self.smooth = smooth
+        self.max_scale = max_scale  # 0: fill the widget; else never enlarge more than this
         self.show_crop = False
         self.placeholder = ""
         self.setMinimumSize(minimum, minimum)
@@ -59,6 +61,8 @@ class QtImageView(QWidget):
         if self.image is None:
             return QRect()
         size = self.image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.max_scale and size.width() > self.max_scale * self.image.width():
+            size = self.image.size() * self.max_scale
         return QRect(QPoint((self.width() - size.width()) // 2, (self.height() - size.height()) // 2), size)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
@@ -68,13 +72,23 @@ class QtImageView(QWidget):
             painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter
                              | Qt.TextFlag.TextWordWrap, self.placeholder)
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
         target = self.target_rect()
+        # Enlarged a lot, a small image is shown as its pixels: a blur would hide what the model got.
+        enlarged = target.width() >= 3 * self.image.width()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth and not enlarged)
         painter.drawImage(target, self.image)
         if self.show_crop and target.width() != target.height():
             side = min(target.width(), target.height())
             square = QRect(0, 0, side, side)
             square.moveCenter(target.center())
+            shade = QColor(255, 255, 255, 120)  # what the model never sees, faded
+            if target.width() > target.height():
+                painter.fillRect(QRect(target.left(), target.top(), square.left() - target.left(), side), shade)
+                painter.fillRect(QRect(square.right() + 1, target.top(), target.right() - square.right(), side), shade)
+            else:
+                painter.fillRect(QRect(target.left(), target.top(), side, square.top() - target.top()), shade)
+                painter.fillRect(QRect(target.left(), square.bottom() + 1, side, target.bottom() - square.bottom()),
+                                 shade)
             painter.setPen(QPen(QColor(255, 255, 255, 230), 2, Qt.PenStyle.DashLine))
             painter.drawRect(square)
             painter.setPen(QPen(QColor(0, 0, 0, 160), 1, Qt.PenStyle.DashLine))
@@ -90,9 +104,10 @@ class QtImageGrid(QWidget):
 
     clicked = Signal(int)  # index into the images given to `set_images`
 
-    def __init__(self, parent: QWidget | None = None, *, gap: int = 3, max_cell: int = 160) -> None:
+    def __init__(self, parent: QWidget | None = None, *, gap: int = 3, max_cell: int = 160,
+                 framed: bool = False) -> None:
         super().__init__(parent)
-        self.gap, self.max_cell = gap, max_cell
+        self.gap, self.max_cell, self.framed = gap, max_cell, framed
         self.images: list[QImage] = []
         self.captions: list[str] = []
         self.selected = -1
@@ -170,6 +185,9 @@ class QtImageGrid(QWidget):
             fitted = QRect(QPoint(0, 0), image.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio))
             fitted.moveCenter(rect.center())
             painter.drawImage(fitted, image)
+            if self.framed:
+                painter.setPen(QColor("#80868b"))
+                painter.drawRect(fitted.adjusted(-1, -1, 0, 0))
             if self.captions[i] and cell >= 36:
                 text_rect = QRect(rect.left(), rect.top(), rect.width(), 13)
                 painter.fillRect(QRect(rect.left(), rect.top(), min(rect.width(), 7 * len(self.captions[i]) + 6), 13),
@@ -224,4 +242,4 @@ class QtColourBar(QWidget):
         painter.drawText(QRectF(bar.right() + 4, 0, 60, 18), Qt.AlignmentFlag.AlignLeft
                          | Qt.AlignmentFlag.AlignVCenter, right)
         painter.setPen(QColor("#5f6368"))
-        painter.drawText(QRectF(bar.left(), 17, bar.width(), 16), Qt.AlignmentFlag.AlignCenter, self.label)
+        painter.drawText(QRectF(0, 17, self.width(), 16), Qt.AlignmentFlag.AlignCenter, self.label)

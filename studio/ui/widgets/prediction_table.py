@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QBrush, QColor, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
 
 from studio.core.predict import Prediction
-from studio.ui.widgets.common import array_to_pixmap
+from studio.ui.widgets.common import array_to_pixmap, hint
 
 COLUMNS = ("Image", "File", "Predicted", "Confidence", "Top 3")
 IMAGE, FILE, PREDICTED, CONFIDENCE, TOP3 = range(len(COLUMNS))
@@ -154,3 +165,59 @@ class PredictionFilter(QSortFilterProxyModel):
         source: PredictionTableModel = self.sourceModel()  # type: ignore[assignment]
         p = source.predictions[row]
         return bool(p.error) or source.is_low(p)
+
+
+class QtPredictionTable(QWidget):
+    """The table (in arrival order until a column title is clicked) and a one-line summary under it."""
+
+    activated = Signal(object)  # the Prediction of a double-clicked row
+    selection_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        self.model = PredictionTableModel(self)
+        self.proxy = PredictionFilter(self.model, self)
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # arrival order until the user sorts
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setIconSize(QSize(THUMB, THUMB))
+        self.view.verticalHeader().setDefaultSectionSize(THUMB + 6)
+        self.view.verticalHeader().hide()
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(IMAGE, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(IMAGE, THUMB + 16)
+        header.resizeSection(FILE, 260)
+        header.resizeSection(CONFIDENCE, 100)
+        header.setStretchLastSection(True)
+        self.view.doubleClicked.connect(self._on_double_clicked)
+        self.view.selectionModel().selectionChanged.connect(self.selection_changed)
+        col.addWidget(self.view, 1)
+        self.summary = hint("")
+        col.addWidget(self.summary)
+
+    def prediction_at(self, proxy_row: int) -> Prediction:
+        return self.model.predictions[self.proxy.mapToSource(self.proxy.index(proxy_row, 0)).row()]
+
+    def selected(self) -> Prediction | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.prediction_at(rows[0].row()) if rows else None
+
+    def update_summary(self, expected: int) -> None:
+        errors, low = self.model.flagged()
+        parts = [f"{self.model.rowCount()} of {expected} image(s)"]
+        if low:
+            parts.append(f"⚠ {low} below {100 * self.model.low_confidence:.0f}% (amber rows: the model is unsure; "
+                         "it names one of its classes even for a picture of something else)")
+        if errors:
+            parts.append(f"{errors} unusable (red rows, with the reason)")
+        self.summary.setText(" · ".join(parts) + ". Click a column title to sort, double-click a row to inspect it.")
+
+    @Slot(QModelIndex)
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        self.activated.emit(self.prediction_at(index.row()))

@@ -10,7 +10,12 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from studio.core.project import RunRow
 
-COLUMNS = ("Run", "Model", "Status", "Epochs", "Best val. acc.")
+COLUMNS = ("Run", "Started", "Model", "Status", "Epochs", "Best")
+
+
+def run_label(run: RunRow) -> str:
+    """"#3 first try", or "#3" when the run has no name of its own (it is then named after its folder)."""
+    return f"#{run.id} {run.name}" if run.name and run.name != Path(run.folder).name else f"#{run.id}"
 
 
 class QtRunList(QTableWidget):
@@ -27,9 +32,11 @@ class QtRunList(QTableWidget):
         self.verticalHeader().hide()
         self.setAlternatingRowColors(True)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in range(1, len(COLUMNS)):
+        for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.verticalHeader().setDefaultSectionSize(24)
+        self.horizontalHeaderItem(5).setToolTip("Best validation accuracy")
         self.setToolTip("Select a run to show its curves; select two (Ctrl+click) to compare them.")
         self.rows: list[RunRow] = []
         self.itemSelectionChanged.connect(self._on_selection)
@@ -42,11 +49,12 @@ class QtRunList(QTableWidget):
         for i, run in enumerate(self.rows):
             when = time.strftime("%d %b %H:%M", time.localtime(run.started_at)) if run.started_at else ""
             best = "—" if run.best_metric is None else f"{100 * run.best_metric:.1f}%"
-            cells = (f"{when}  {run.name or Path(run.folder).name}", run.arch, run.status, str(run.epochs_done), best)
+            cells = (run_label(run), when, run.arch, run.status, str(run.epochs_done), best)
+            tip = f"{run.name}\n{run.folder}" + (f"\n{run.message}" if run.message else "")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f"{run.folder}\n{run.message}" if run.message else run.folder)
-                if col >= 3:
+                item.setToolTip(tip)
+                if col >= 4:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(i, col, item)
         self.clearSelection()

@@ -1,0 +1,360 @@
+"""Evaluate: how good a finished run is, where it goes wrong, and what to try next; then export it.
+
+`evaluate_run` predicts the run's own validation (or test) images with its best checkpoint in a
+worker, and also writes report.md and confusion.png into the run folder, exactly as
+`studio evaluate` does. The view draws the `Evaluation`: a clickable confusion matrix, per-class
+precision / recall / F1, the confident mistakes and the plain-language diagnostics. Clicking an
+image sends it to Inspect through the shared state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QIcon, QPixmap, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.evaluate import EvaluatedImage, Evaluation, EvaluationError, evaluate_run, write_evaluation
+from studio.core.images import ImageError, load_for_model
+from studio.ui.state import QtStudioState
+from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
+from studio.ui.widgets.confusion_view import QtConfusionMatrix
+from studio.ui.widgets.export_box import QtExportBox
+from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
+from studio.ui.workers import QtTaskRunner, describe_exception
+
+SPLITS = (("val", "Validation images"), ("test", "Held-out test images"), ("train", "Training images"))
+THUMB = 72
+MAX_CELL_IMAGES = 300
+ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
+WRONG_TAB, CELL_TAB = range(2)
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _evaluate(serial: int, run: str, split: str) -> tuple[int, Evaluation | None, str]:
+    try:
+        evaluation = evaluate_run(run, split)
+    except EvaluationError as exc:
+        return serial, None, str(exc)
+    except Exception as exc:
+        return serial, None, describe_exception(exc)
+    try:
+        write_evaluation(evaluation)
+    except OSError as exc:
+        evaluation.notes.append(f"report.md could not be written: {exc}")
+    return serial, evaluation, ""
+
+
+def _thumbnails(serial: int, paths: list[str]) -> tuple[int, dict[str, np.ndarray]]:
+    out = {}
+    for path in paths:
+        with contextlib.suppress(ImageError):  # the item keeps its text: the file went away since
+            out[path] = np.asarray(load_for_model(path, THUMB))
+    return serial, out
+
+
+def _image_list() -> QListWidget:
+    images = QListWidget()
+    images.setViewMode(QListView.ViewMode.IconMode)
+    images.setIconSize(QSize(THUMB, THUMB))
+    images.setGridSize(QSize(THUMB + 78, THUMB + 48))
+    images.setResizeMode(QListView.ResizeMode.Adjust)
+    images.setMovement(QListView.Movement.Static)
+    images.setWordWrap(True)
+    images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    return images
+
+
+class EvaluatePane(QWidget):
+    """Evaluates the current run when shown (once per run and split) and draws the result."""
+
+    title = "Evaluate"
+    evaluated = Signal()  # a new Evaluation is drawn (or its failure shown)
+
+    def __init__(self, state: QtStudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.evaluation: Evaluation | None = None
+        self._cache: dict[tuple[str, str, int], Evaluation] = {}  # (run, split, checkpoint mtime)
+        self._serial = 0
+        self._runner = QtTaskRunner("studio-evaluate", self)
+        self._runner.result.connect(self._on_evaluated)
+        self._thumbs = {name: QtTaskRunner(f"studio-thumbs-{name}", self) for name in ("wrong", "cell")}
+        for name, runner in self._thumbs.items():
+            runner.result.connect(lambda value, n=name: self._on_thumbnails(n, value))
+        blank = QPixmap(THUMB, THUMB)
+        blank.fill(Qt.GlobalColor.lightGray)
+        self._blank = QIcon(blank)
+        self._build()
+        state.current_run_changed.connect(self._on_run_changed)
+
+    # ------------------------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.picker = QtRunPicker(self.state)
+        top.addWidget(self.picker, 1)
+        self.split_combo = QComboBox()
+        for key, text in SPLITS:
+            self.split_combo.addItem(text, key)
+        self.split_combo.setToolTip("Which of the run's images to judge it by: validation images are never trained on")
+        self.split_combo.currentIndexChanged.connect(self._on_split)
+        top.addWidget(self.split_combo)
+        self.again_button = QPushButton("Evaluate again")
+        self.again_button.setToolTip("Predict the images again, e.g. after they changed on disk")
+        self.again_button.clicked.connect(lambda: self.evaluate(force=True))
+        top.addWidget(self.again_button)
+        layout.addLayout(top)
+        self.banner = QtBanner()
+        layout.addWidget(self.banner)
+        self.summary = QLabel("Choose a run to see how well it does.")
+        self.summary.setObjectName("big")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.report_label = hint("")
+        layout.addWidget(self.report_label)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 4, 0)
+        lv.addWidget(heading("Confusion matrix — click a cell to see its images"))
+        self.matrix = QtConfusionMatrix()
+        self.matrix.cell_clicked.connect(self._on_cell)
+        lv.addWidget(self.matrix, 3)
+        lv.addWidget(heading("Per class"))
+        self.per_class = QTableWidget(0, 5)
+        self.per_class.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Images"])
+        self.per_class.verticalHeader().hide()
+        self.per_class.verticalHeader().setDefaultSectionSize(22)
+        self.per_class.setMaximumHeight(24 + 22 * 8)  # the matrix gets the room; longer lists scroll
+        self.per_class.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.per_class.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col, tip in ((1, "Of the images the model called this class, the share that were"),
+                         (2, "Of the images of this class, the share the model recognised"),
+                         (3, "One number for both: the harmonic mean of precision and recall")):
+            self.per_class.horizontalHeaderItem(col).setToolTip(tip)
+        lv.addWidget(self.per_class, 2)
+        split.addWidget(left)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(4, 0, 0, 0)
+        rv.addWidget(heading("What to try next"))
+        self.diagnostics = QTextBrowser()
+        self.diagnostics.setOpenLinks(False)
+        self.diagnostics.setMaximumHeight(170)
+        rv.addWidget(self.diagnostics)
+        self.tabs = QTabWidget()
+        self.wrong_list = _image_list()
+        self.wrong_list.itemClicked.connect(self._on_image_clicked)
+        wrong_page = QWidget()
+        wv = QVBoxLayout(wrong_page)
+        wv.addWidget(hint("The mistakes the model was surest about: wrong labels and real blind spots hide here. "
+                          "Click one to look inside the model for it."))
+        wv.addWidget(self.wrong_list, 1)
+        self.tabs.addTab(wrong_page, "Most confident mistakes")
+        cell_page = QWidget()
+        cv = QVBoxLayout(cell_page)
+        self.cell_label = QLabel("Click a cell of the confusion matrix.")
+        self.cell_label.setWordWrap(True)
+        cv.addWidget(self.cell_label)
+        self.cell_list = _image_list()
+        self.cell_list.itemClicked.connect(self._on_image_clicked)
+        cv.addWidget(self.cell_list, 1)
+        self.tabs.addTab(cell_page, "Images in a cell")
+        rv.addWidget(self.tabs, 1)
+        split.addWidget(right)
+        split.setSizes([560, 520])
+        layout.addWidget(split, 1)
+        self.export_box = QtExportBox(lambda: self.state.current_run)
+        self.export_box.finished.connect(self.banner.show_message)
+        layout.addWidget(self.export_box)
+
+    # ------------------------------------------------------------------------------------ evaluating
+
+    @property
+    def split(self) -> str:
+        return self.split_combo.currentData()
+
+    def evaluate(self, force: bool = False) -> None:
+        """Evaluate the current run on the chosen split (from the cache unless `force`)."""
+        run = self.state.current_run
+        if not run:
+            self.summary.setText("There is no trained model yet: train one on the Train page.")
+            return
+        if not Path(run).is_dir():
+            self._show(None)
+            self.banner.show_message(f"{Path(run).name} is a checkpoint file: it does not say which images it was "
+                                     "validated on, so only a run of this project can be evaluated. It can still "
+                                     "be exported below.", "info")
+            self.evaluated.emit()
+            return
+        key = self._key(run, self.split)
+        if key in self._cache and not force:
+            self._show(self._cache[key])
+            self.evaluated.emit()
+            return
+        self._serial += 1
+        self.banner.clear()
+        self.summary.setText(f"Evaluating {Path(run).name} on its {self.split_combo.currentText().lower()}…")
+        self.again_button.setEnabled(False)
+        self._runner.submit(_evaluate, self._serial, run, self.split)
+
+    @staticmethod
+    def _key(run: str, split: str) -> tuple[str, str, int]:
+        """A run trained further has a newer checkpoint, and so a new key: its old figures are not reused."""
+        checkpoint = run_checkpoint(run)
+        return run, split, checkpoint.stat().st_mtime_ns if checkpoint is not None else 0
+
+    @Slot(object)
+    def _on_evaluated(self, value: object) -> None:
+        serial, evaluation, error = value  # type: ignore[misc]
+        if serial != self._serial:
+            return
+        self.again_button.setEnabled(True)
+        if evaluation is None:
+            self._show(None)
+            self.summary.setText("No evaluation")
+            self.banner.show_message(error, "error")
+        else:
+            self._cache[self._key(evaluation.run_dir, evaluation.split)] = evaluation
+            self._show(evaluation)
+        self.evaluated.emit()
+
+    def _show(self, ev: Evaluation | None) -> None:
+        self.evaluation = ev
+        self.wrong_list.clear()
+        self.cell_list.clear()
+        self.cell_label.setText("Click a cell of the confusion matrix.")
+        self.tabs.setTabText(CELL_TAB, "Images in a cell")
+        self.tabs.setCurrentIndex(WRONG_TAB)
+        if ev is None:
+            self.matrix.set_matrix(np.zeros((0, 0)), [])
+            self.per_class.setRowCount(0)
+            self.diagnostics.clear()
+            self.report_label.setText("")
+            return
+        m = ev.metrics
+        self.summary.setText(f"{self.split_combo.currentText()}: {m.total} images · accuracy {100 * m.accuracy:.1f}% "
+                             f"· macro F1 {m.macro_f1:.3f} · {len(ev.classes)} classes")
+        self.report_label.setText(f"Written for reading later: {Path(ev.run_dir) / 'report.md'} and confusion.png")
+        self.matrix.set_matrix(ev.confusion, ev.classes)
+        self.per_class.setRowCount(len(m.per_class))
+        for i, row in enumerate(m.per_class):
+            cells = (row.name, f"{100 * row.precision:.1f}%", f"{100 * row.recall:.1f}%", f"{row.f1:.3f}",
+                     str(row.support))
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.per_class.setItem(i, col, item)
+        self.diagnostics.setHtml(self._diagnostics_html(ev))
+        for w in ev.most_wrong:
+            self._add_image(self.wrong_list, ev, w.path, w.true, w.predicted, w.p_predicted)
+        if not ev.most_wrong:
+            self.wrong_list.addItem("No mistakes on these images.")
+        self._load_thumbnails("wrong", self.wrong_list)
+
+    @staticmethod
+    def _diagnostics_html(ev: Evaluation) -> str:
+        parts = []
+        for d in ev.diagnostics:
+            advice = f"<br><b>Try:</b> {d.advice}" if d.advice else ""
+            parts.append(f"<p><b>{ICONS.get(d.severity, '')} {d.title}.</b> {d.detail}{advice}</p>")
+        parts += [f"<p><i>{note}</i></p>" for note in ev.notes]
+        return "".join(parts)
+
+    def _add_image(self, target: QListWidget, ev: Evaluation, path: str, true: int, predicted: int,
+                   p: float) -> None:
+        name = Path(path).name
+        text = (f"{name}\n{ev.classes[true]}" if true == predicted else
+                f"{name}\n{ev.classes[true]} → {ev.classes[predicted]}") + f" {100 * p:.0f}%"
+        item = QListWidgetItem(self._blank, text)  # the thumbnail replaces the blank when it is loaded
+        full = str(ev.abspath(path))
+        item.setData(PATH_ROLE, full)
+        item.setToolTip(f"{full}\ntrue class: {ev.classes[true]}\npredicted: {ev.classes[predicted]} "
+                        f"({100 * p:.1f}%)\nClick to inspect it")
+        target.addItem(item)
+
+    def _load_thumbnails(self, which: str, target: QListWidget) -> None:
+        paths = [target.item(i).data(PATH_ROLE) for i in range(target.count()) if target.item(i).data(PATH_ROLE)]
+        if paths:
+            self._thumbs[which].submit(_thumbnails, self._serial, paths)
+
+    def _on_thumbnails(self, which: str, value: object) -> None:
+        serial, thumbs = value  # type: ignore[misc]
+        target = self.wrong_list if which == "wrong" else self.cell_list
+        for i in range(target.count()):
+            item = target.item(i)
+            pixels = thumbs.get(item.data(PATH_ROLE))
+            if pixels is not None:
+                item.setIcon(QIcon(array_to_pixmap(pixels)))
+
+    # ------------------------------------------------------------------------------------ user actions
+
+    @Slot(int, int)
+    def _on_cell(self, true: int, predicted: int) -> None:
+        ev = self.evaluation
+        if ev is None:
+            return
+        images: list[EvaluatedImage] = ev.images_in_cell(true, predicted)
+        self.cell_list.clear()
+        what = "recognised correctly" if true == predicted else f"predicted as {ev.classes[predicted]}"
+        more = f" (the {MAX_CELL_IMAGES} surest shown)" if len(images) > MAX_CELL_IMAGES else ", surest first"
+        self.cell_label.setText(f"<b>{len(images)}</b> {ev.classes[true]} image(s) {what}{more}. "
+                                "Click one to inspect it.")
+        for im in images[:MAX_CELL_IMAGES]:
+            self._add_image(self.cell_list, ev, im.path, im.true, im.predicted, im.probabilities[im.predicted])
+        self.tabs.setCurrentIndex(CELL_TAB)
+        self.tabs.setTabText(CELL_TAB, f"{ev.classes[true]} → {ev.classes[predicted]} ({len(images)})")
+        self._load_thumbnails("cell", self.cell_list)
+
+    @Slot(QListWidgetItem)
+    def _on_image_clicked(self, item: QListWidgetItem) -> None:
+        path = item.data(PATH_ROLE)
+        if path and self.evaluation is not None:
+            self.state.request_inspect(self.evaluation.run_dir, path)
+
+    @Slot(str)
+    def _on_run_changed(self, _run: str) -> None:
+        if self.isVisible():
+            self.evaluate()
+
+    @Slot(int)
+    def _on_split(self, _index: int) -> None:
+        if self.isVisible():
+            self.evaluate()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        ev = self.evaluation
+        if ev is None or (ev.run_dir, ev.split) != (self.state.current_run, self.split):
+            self.evaluate()
+
+    def shutdown(self) -> None:
+        """Wait for the evaluation, thumbnails and export: no thread outlives the window."""
+        for runner in (self._runner, *self._thumbs.values()):
+            runner.shutdown()
+        self.export_box.shutdown()

@@ -1,0 +1,114 @@
+"""The training recipe of the Train pane: epochs, learning rate, batch size, optimizer, schedule, early stop."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+
+from studio.ui.state import QtStudioState
+
+OPTIMIZERS = (("adamw", "AdamW (adaptive, a safe default)"), ("sgd", "SGD with momentum"))
+SCHEDULES = (("cosine", "Cosine: slow down smoothly"), ("onecycle", "One-cycle: up, then down"),
+             ("step", "Step: divide by 10 every 10 epochs"), ("constant", "Constant"))
+IMBALANCE = (("none", "Treat all images alike"), ("weighted-loss", "Count rare classes more"),
+             ("balanced-sampler", "Show every class equally often"))
+
+
+class QtRecipeForm(QGroupBox):
+    """Edits `config.train` of the shared state, and shows it back when it changes elsewhere."""
+
+    def __init__(self, state: QtStudioState, parent: QWidget | None = None) -> None:
+        super().__init__("Training recipe", parent)
+        self.state = state
+        self._syncing = False
+        form = QFormLayout(self)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 10_000)
+        self.epochs_spin.setToolTip("Passes over all training images")
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(5)
+        self.lr_spin.setRange(0.00001, 1.0)
+        self.lr_spin.setSingleStep(0.0001)
+        self.lr_spin.setToolTip("How big a step each update takes. Too high and the loss jumps about or becomes NaN")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setToolTip("Images per update; lower it if memory runs out")
+        self.optimizer_combo = _combo(OPTIMIZERS)
+        self.schedule_combo = _combo(SCHEDULES)
+        self.early_check = QCheckBox("if no progress for")
+        self.early_spin = QSpinBox()
+        self.early_spin.setRange(1, 1000)
+        self.early_spin.setValue(5)
+        self.early_spin.setSuffix(" epochs")
+        self.early_check.setToolTip("Ends the run when validation accuracy stops improving; the best model is kept")
+        self.imbalance_combo = _combo(IMBALANCE)
+        self.imbalance_combo.setToolTip("For classes of very different sizes")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("optional, e.g. 'first try'")
+        early = QHBoxLayout()
+        early.addWidget(self.early_check)
+        early.addWidget(self.early_spin, 1)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Optimizer", self.optimizer_combo)
+        form.addRow("Schedule", self.schedule_combo)
+        form.addRow("Stop early", early)
+        form.addRow("Class sizes", self.imbalance_combo)
+        form.addRow("Run name", self.name_edit)
+        for spin in (self.epochs_spin, self.batch_spin, self.early_spin, self.lr_spin):
+            spin.valueChanged.connect(self._on_edited)
+        for combo in (self.optimizer_combo, self.schedule_combo, self.imbalance_combo):
+            combo.currentIndexChanged.connect(self._on_edited)
+        self.early_check.toggled.connect(self._on_edited)
+        state.config_changed.connect(self._on_config_changed)
+        self._on_config_changed("train")
+
+
+    # ------------------------------------------------------------------------------------ recipe ↔ state
+
+    @Slot()
+    def _on_edited(self) -> None:
+        if self._syncing:
+            return
+        self.state.update(
+            "train", epochs=self.epochs_spin.value(), lr=round(self.lr_spin.value(), 6),
+            batch_size=self.batch_spin.value(), optimizer=self.optimizer_combo.currentData(),
+            schedule=self.schedule_combo.currentData(), imbalance=self.imbalance_combo.currentData(),
+            early_stopping=self.early_spin.value() if self.early_check.isChecked() else 0,
+        )
+
+    @Slot(str)
+    def _on_config_changed(self, section: str) -> None:
+        if section != "train":
+            return
+        t = self.state.config.train
+        self._syncing = True
+        self.epochs_spin.setValue(t.epochs)
+        self.lr_spin.setValue(t.lr)
+        self.batch_spin.setValue(t.batch_size)
+        for combo, value in ((self.optimizer_combo, t.optimizer), (self.schedule_combo, t.schedule),
+                             (self.imbalance_combo, t.imbalance)):
+            combo.setCurrentIndex(max(0, combo.findData(value)))
+        self.early_check.setChecked(t.early_stopping > 0)
+        self.early_spin.setEnabled(t.early_stopping > 0)
+        if t.early_stopping:
+            self.early_spin.setValue(t.early_stopping)
+        self._syncing = False
+
+
+def _combo(items: tuple[tuple[str, str], ...]) -> QComboBox:
+    combo = QComboBox()
+    for key, text in items:
+        combo.addItem(text, key)
+    return combo

@@ -1,0 +1,116 @@
+"""The Evaluate view: the confusion matrix and its cells' images, per-class figures, diagnostics, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.core.evaluate import evaluate_run
+from studio.ui.panes.evaluate_pane import CELL_TAB, PATH_ROLE, EvaluatePane
+from studio.ui.state import QtStudioState
+from tests.ui.view_helpers import dispose, train_tiny_run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    return train_tiny_run(tmp_path_factory.mktemp("evaluate"))
+
+
+@pytest.fixture(scope="module")
+def expected(trained):
+    return evaluate_run(trained.run, "val")
+
+
+@pytest.fixture
+def pane(qtbot, trained):
+    state = QtStudioState(project_dir=trained.project)
+    view = EvaluatePane(state)
+    qtbot.addWidget(view)
+    view.resize(1100, 750)
+    yield view
+    dispose(view)
+
+
+def evaluated(qtbot, pane: EvaluatePane) -> None:
+    with qtbot.waitSignal(pane.evaluated, timeout=30_000):
+        pane.show()  # evaluates the current run when shown
+
+
+def listed(widget) -> list[str]:
+    return [widget.item(i).data(PATH_ROLE) for i in range(widget.count())]
+
+
+def test_shows_the_run_evaluation(qtbot, pane: EvaluatePane, trained, expected) -> None:
+    evaluated(qtbot, pane)
+    ev = pane.evaluation
+    assert ev is not None and ev.run_dir == trained.run
+    np.testing.assert_array_equal(pane.matrix.cm, expected.confusion)
+    assert pane.matrix.classes == expected.classes
+    rows = [[pane.per_class.item(r, c).text() for c in range(5)] for r in range(pane.per_class.rowCount())]
+    assert [r[0] for r in rows] == expected.classes
+    assert [int(r[4]) for r in rows] == [c.support for c in expected.metrics.per_class]
+    assert f"accuracy {100 * expected.metrics.accuracy:.1f}%" in pane.summary.text()
+    for d in expected.diagnostics:
+        assert d.title in pane.diagnostics.toPlainText()
+    assert "## Evaluation" in (Path(trained.run) / "report.md").read_text()
+    assert (Path(trained.run) / "confusion.png").is_file()
+    assert listed(pane.wrong_list) == [str(expected.abspath(w.path)) for w in expected.most_wrong] or (
+        not expected.most_wrong and pane.wrong_list.count() == 1)
+
+
+def test_clicking_a_cell_lists_its_images(qtbot, pane: EvaluatePane, expected) -> None:
+    evaluated(qtbot, pane)
+    n = len(expected.classes)
+    for true in range(n):
+        for pred in range(n):
+            qtbot.mouseClick(pane.matrix, Qt.MouseButton.LeftButton, pos=pane.matrix.cell_rect(true, pred).center())
+            want = [str(expected.abspath(im.path)) for im in expected.images_in_cell(true, pred)]
+            assert listed(pane.cell_list) == want, (true, pred)
+            assert len(want) == expected.confusion[true, pred]
+            assert pane.tabs.currentIndex() == CELL_TAB
+            assert pane.cell_label.text().startswith(f"<b>{len(want)}</b> {expected.classes[true]}")
+    qtbot.waitUntil(lambda: not pane.cell_list.item(0).icon().isNull() if pane.cell_list.count() else True)
+
+
+def test_clicking_an_image_asks_inspect_for_it(qtbot, pane: EvaluatePane, trained, expected) -> None:
+    evaluated(qtbot, pane)
+    true = int(np.argmax(expected.confusion.diagonal()))
+    pane.matrix.click_cell(true, true)
+    item = pane.cell_list.item(0)
+    with qtbot.waitSignal(pane.state.inspect_requested) as signal:
+        pane.cell_list.itemClicked.emit(item)
+    assert signal.args == [trained.run, item.data(PATH_ROLE)]
+    assert pane.state.current_run == trained.run
+
+
+def test_a_split_the_run_lacks_is_explained(qtbot, pane: EvaluatePane) -> None:
+    evaluated(qtbot, pane)
+    with qtbot.waitSignal(pane.evaluated, timeout=30_000):
+        pane.split_combo.setCurrentIndex(pane.split_combo.findData("test"))
+    assert pane.banner.level == "error" and "no test images" in pane.banner.text()
+    assert pane.matrix.cm.size == 0
+
+
+def test_a_checkpoint_file_cannot_be_evaluated_but_is_said_so(qtbot, pane: EvaluatePane, trained) -> None:
+    evaluated(qtbot, pane)
+    with qtbot.waitSignal(pane.evaluated, timeout=30_000):
+        pane.state.set_current_run(str(Path(trained.run) / "best.pt"))
+    assert pane.banner.level == "info" and "checkpoint file" in pane.banner.text()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_from_the_window(qtbot, pane: EvaluatePane, trained, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"exported{'.pt' if fmt == 'torchscript' else '.onnx'}"
+    box = pane.export_box
+    box.format_combo.setCurrentIndex(box.format_combo.findData(fmt))
+    box.choose_path = lambda _fmt, _default: str(out)
+    with qtbot.waitSignal(box.finished, timeout=60_000):
+        box.export_button.click()
+        assert not box.export_button.isEnabled()  # the export runs in a worker
+    assert out.is_file() and pane.banner.level == "info" and str(out) in pane.banner.text()
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    assert sidecar["classes"] == ["blue", "green", "red"] and sidecar["format"] == fmt

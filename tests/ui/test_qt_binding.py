@@ -1,0 +1,16 @@
+"""The Qt binding itself: a broken wheel must fail here, not abort a user's session."""
+
+from __future__ import annotations
+
+import sys
+
+
+def test_void_qt_calls_keep_none_alive() -> None:
+    """PySide6 6.12.0 on Python < 3.12 dropped a reference to None per void call until Python aborted."""
+    from PySide6.QtCore import QRect
+
+    rect = QRect()
+    before = sys.getrefcount(None)
+    for _ in range(1000):
+        rect.setWidth(1)
+    assert before - sys.getrefcount(None) < 10
