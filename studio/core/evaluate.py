@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,5 +289,8 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, tit
     if title:
         ax.set_title(title)
     path = Path(path)
-    fig.savefig(path)
+    with warnings.catch_warnings():
+        # A class name in a script the installed fonts lack draws as boxes; say so once, not per glyph.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(path)
     return path

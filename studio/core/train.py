@@ -109,6 +109,10 @@ class Trainer:
         except (ConfigError, DatasetError, WeightsUnavailable, TrainingError, ValueError, RuntimeError) as exc:
             self._log_traceback()
             return self._fail(str(exc))
+        except Exception as exc:  # a bug or a broken disk: still a message, a finished record, a log
+            self._log_traceback()
+            return self._fail(f"Unexpected error ({type(exc).__name__}): {exc}. Details are in error.log "
+                              "in the run folder.")
 
     # ----------------------------------------------------------------------------------------- stages
 
@@ -129,7 +133,7 @@ class Trainer:
         rows = [row for row in rows if row[0] in good and row[1] in classes]
         notes: list[str] = []
         if report.bad:
-            notes.append(f"{len(report.bad)} unusable file(s) skipped; `studio scan` lists them with reasons.")
+            notes.append(f"{len(report.bad)} unusable file(s) skipped; the scan report lists each with its reason.")
 
         if self.world > 1:
             device = torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")

@@ -119,7 +119,10 @@ class _Worker(QObject):
         try:
             self.work()
         except Exception as exc:  # the last line of defence: the user sees a message, never a dead thread
-            traceback.print_exc(file=sys.stderr)
+            from studio.core.errors import user_errors
+
+            if not isinstance(exc, user_errors()):
+                traceback.print_exc(file=sys.stderr)  # a bug: its details belong in the terminal too
             self.failed.emit(describe_exception(exc))
         finally:
             self.done.emit()
