@@ -37,9 +37,7 @@ from studio.core.models import architecture_info, build_model  # noqa: E402
 from studio.core.train import Trainer  # noqa: E402
 from studio.ui.app import make_app  # noqa: E402
 from studio.ui.main_window import PANES, StudioWindow  # noqa: E402
-from studio.ui.panes.evaluate_pane import EvaluatePane  # noqa: E402
-from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, MAPS_TAB, InspectPane  # noqa: E402
-from studio.ui.panes.predict_pane import PredictPane  # noqa: E402
+from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, MAPS_TAB  # noqa: E402
 from studio.ui.state import QtStudioState  # noqa: E402
 from studio.ui.workers import live_workers  # noqa: E402
 
@@ -116,11 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
     make_app()
     state = QtStudioState(project_dir=scratch / "project")
-    panes = [*PANES, ("Evaluate", EvaluatePane), ("Predict", PredictPane), ("Inspect", InspectPane)]
-    titles = [title for title, _ in panes]
-    window = StudioWindow(state, settings=QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat),
-                          panes=panes)
-    state.inspect_requested.connect(lambda *_: window.show_pane(titles.index("Inspect")))
+    titles = [title for title, _ in PANES]
+    window = StudioWindow(state, settings=QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1280, 800)
     window.show()
     evaluate, predict, inspect = (window.panes[titles.index(t)] for t in ("Evaluate", "Predict", "Inspect"))
