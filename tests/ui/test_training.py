@@ -77,6 +77,8 @@ def test_pause_resume_and_stop_mid_run(window, qtbot, tmp_path: Path) -> None:
     with qtbot.waitSignal(resumed.epoch, timeout=RUN_TIMEOUT_MS) as next_epoch:
         pass
     assert next_epoch.args[0]["epoch"] == result["epochs_done"] + 1
+    # The pane's own slot for that signal may run just after the test's: wait for the plot data.
+    qtbot.waitUntil(lambda: len(pane.live) >= result["epochs_done"] + 1, timeout=RUN_TIMEOUT_MS)
     assert [row["epoch"] for row in pane.live][:result["epochs_done"] + 1] == list(range(1, result["epochs_done"] + 2))
     qtbot.mouseClick(pane.stop_button, Qt.MouseButton.LeftButton)
     wait_idle(window, qtbot)
