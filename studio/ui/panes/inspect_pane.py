@@ -198,13 +198,7 @@ class InspectPane(QWidget):
         self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path)
 
     def _request_model(self) -> None:
-        run = self.state.current_run
-        if not run:
-            self.banner.show_message("There is no trained model yet: train one on the Train page, or open a "
-                                     "checkpoint file with Open checkpoint….", "warning")
-            return
-        self.model_label.setText("Loading the model…")
-        self.loader.request(run)
+        self.loader.request_current(self.state, self.banner, self.model_label)
 
     @Slot(str)
     def _on_run_changed(self, run: str) -> None:

@@ -25,6 +25,8 @@ from studio.ui.state import QtStudioState
 from studio.ui.workers import QtTaskRunner, describe_exception
 
 KEEP_LOADED = 2
+NO_MODEL_MESSAGE = ("There is no trained model yet: train one on the Train page, or open a checkpoint file with "
+                    "Open checkpoint….")
 _LOADED: OrderedDict[tuple[str, int], Predictor] = OrderedDict()
 _LOCK = threading.Lock()
 
@@ -95,6 +97,15 @@ class QtModelLoader(QObject):
             self.loaded.emit(run, predictor)
         else:
             self._runner.submit(_load, run)
+
+    def request_current(self, state, banner, status_label) -> None:
+        """The shared run's model, or a word to the user that there is none yet."""
+        run = state.current_run
+        if not run:
+            banner.show_message(NO_MODEL_MESSAGE, "warning")
+            return
+        status_label.setText("Loading the model…")
+        self.request(run)
 
     def shutdown(self) -> None:
         self._runner.shutdown()
