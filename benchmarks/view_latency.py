@@ -45,19 +45,6 @@ from studio.ui.state import QtStudioState  # noqa: E402
 CLASSES = [f"class {i}" for i in range(10)]
 
 
-def keep_none_alive() -> None:
-    """Work around PySide6 6.12 (abi3 wheel) on CPython < 3.12: every call of a void Qt method drops
-    one reference to None (`QRect().setWidth(1)` x1000 lowers sys.getrefcount(None) by 1000), and
-    at zero the interpreter aborts ("none_dealloc"). 3.12 made None immortal, which hides the bug;
-    here None's count is raised far out of reach instead. A script that paints a lot (this one)
-    otherwise dies within seconds.
-    """
-    if sys.version_info < (3, 12):
-        import ctypes
-
-        ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
-
-
 class PaintClock(QObject):
     """Remembers when `widget` last painted: "on screen" means painted, not merely handed data."""
 
@@ -169,7 +156,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    keep_none_alive()
     make_app()
     from skimage import data
 

@@ -29,7 +29,7 @@ from digits import write_digits  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from view_latency import drop, keep_none_alive  # noqa: E402
+from view_latency import drop  # noqa: E402
 
 from studio.core.checkpoint import make_checkpoint, save_checkpoint  # noqa: E402
 from studio.core.config import RunConfig  # noqa: E402
@@ -104,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", nargs="?", default="/tmp/studio-view-shots")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
-    keep_none_alive()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="studio-view-shots-"))

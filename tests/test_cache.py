@@ -55,3 +55,14 @@ def test_changed_file_invalidates_disk_cache_and_late_failures_are_reported(tmp_
 def test_cancel_stops_decoding(colour_folder: Path) -> None:
     with pytest.raises(Cancelled):
         build_cache(colour_folder, files(colour_folder), 16, should_stop=lambda: True)
+
+
+def test_only_the_most_recent_disk_caches_are_kept(tmp_path: Path) -> None:
+    root = make_colour_folder(tmp_path / "d")
+    paths = files(root)
+    spill = tmp_path / "cache"
+    for size in (8, 10, 12, 14, 16):  # five different caches of the same images
+        build_cache(root, paths, size, memory_mb=0, spill_dir=spill)
+    assert len(list(spill.glob("*.u8"))) == cache_mod.KEEP_DISK_CACHES == len(list(spill.glob("*.json")))
+    newest = build_cache(root, paths, 16, memory_mb=0, spill_dir=spill)
+    assert newest.on_disk and newest.image_size == 16

@@ -9,6 +9,7 @@ with the same images and size reuses instead of decoding again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -96,6 +97,7 @@ def build_cache(
         if meta_path.exists() and data_path.exists():
             meta = json.loads(meta_path.read_text())
             if meta.get("complete") and meta.get("count") == n:
+                os.utime(meta_path)  # recently used: kept by the clean-up below
                 pixels = np.memmap(data_path, dtype=np.uint8, mode="r", shape=(n, 3, size, size))
                 if progress:
                     progress(n, n)
@@ -132,4 +134,17 @@ def build_cache(
         tmp = meta_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"complete": True, "count": n, "size": size, "failures": failures}))
         os.replace(tmp, meta_path)
+        _forget_old_caches(meta_path.parent, keep=KEEP_DISK_CACHES)
     return ImageCache(pixels, failures)
+
+
+KEEP_DISK_CACHES = 3
+
+
+def _forget_old_caches(folder: Path, keep: int) -> None:
+    """Disk caches are large; keep the few most recently used, not one per run forever."""
+    metas = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for meta in metas[keep:]:
+        for path in (meta, meta.with_suffix(".u8")):
+            with contextlib.suppress(OSError):  # in use elsewhere or gone: the next clean-up tries again
+                path.unlink()
