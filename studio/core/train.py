@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from studio.core import distributed as dist
-from studio.core.augment import build_train_transform, channel_stats
-from studio.core.cache import Cancelled, build_cache
+from studio.core.augment import build_train_transform
+from studio.core.cache import Cancelled
 from studio.core.callbacks import Callback, CallbackList, EpochEnd, RunResult, RunStarted, StopToken
 from studio.core.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from studio.core.config import ConfigError, RunConfig
@@ -40,14 +40,11 @@ from studio.core.loop import (
     plan_stages,
     train_one_epoch,
 )
-from studio.core.models import architecture_info, build_model, count_parameters
+from studio.core.models import build_model, count_parameters
 from studio.core.project import Project, default_project_dir
+from studio.core.rundata import TrainingError, prepare_pixels
 from studio.core.runfiles import read_split, split_counts, write_history, write_report, write_split
 from studio.core.weights import WeightsUnavailable
-
-
-class TrainingError(RuntimeError):
-    """A run could not go on; the message is meant for the user as it stands."""
 
 
 @dataclass
@@ -142,35 +139,12 @@ class Trainer:
         precision = pick_precision(cfg.train.precision, device)
         autocast = autocast_for(device, precision)
 
-        # Decode every image once.
-        paths = [row[0] for row in rows]
-        self.callbacks.on_status(f"Decoding {len(paths)} images at {cfg.model.image_size} px")
-        cache = build_cache(report.root, paths, cfg.model.image_size, memory_mb=cfg.data.cache_memory_mb,
-                            spill_dir=project.cache_dir, should_stop=self.stop,
-                            progress=lambda d, t: self.callbacks.on_progress(d, t, "decoding images"))
-        if cache.failures:
-            notes.append(f"{len(cache.failures)} image(s) became unreadable after the scan and were left out.")
-        split_pos: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        for pos, (_, _, split) in enumerate(rows):
-            if pos not in cache.failures:
-                split_pos[split].append(pos)
-        if not split_pos["train"]:
-            raise TrainingError("No training images are left after the split; add images or lower the val/test share.")
-        labels_all = torch.tensor([classes.index(row[1]) for row in rows], dtype=torch.long)
+        data = prepare_pixels(cfg, report.root, rows, classes, cache_dir=project.cache_dir, callbacks=self.callbacks,
+                              should_stop=self.stop, resume=self._resume)
+        cache, split_pos, labels_all, mean, std = data.cache, data.split, data.labels, data.mean, data.std
+        notes.extend(data.notes)
         if dist.is_main() and self._db_run is not None:
             project.record_split(self._db_run, [(ids[row[0]], row[2]) for row in rows if row[0] in ids])
-
-        # Normalization: what the pretrained weights expect, or measured on the training split only.
-        if self._resume:
-            mean = tuple(self._resume["preprocessing"]["mean"])
-            std = tuple(self._resume["preprocessing"]["std"])
-        elif cfg.model.pretrained != "none":
-            info = architecture_info(cfg.model.arch)
-            mean, std = info.mean, info.std
-        else:
-            self.callbacks.on_status("Measuring colour statistics of the training images")
-            train_t = torch.tensor(split_pos["train"])
-            mean, std = channel_stats(cache.take(train_t[i:i + 512]) for i in range(0, len(train_t), 512))
 
         self.callbacks.on_status(f"Building {cfg.model.arch}")
         torch.manual_seed(cfg.data.seed)  # the same config starts from the same weights
