@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -36,7 +36,7 @@ from studio.ui.widgets.common import QtBanner, heading, hint
 from studio.ui.widgets.image_grid import QtImageView
 from studio.ui.widgets.layer_tree import QtLayerTree
 from studio.ui.widgets.layer_views import QtCamView, QtFeatureMapsView, QtFiltersView
-from studio.ui.widgets.run_picker import QtModelLoader, QtRunPicker, describe_model
+from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
 from studio.ui.workers import QtTaskRunner, describe_exception
 
 MAPS_TAB, FILTERS_TAB, CAM_TAB = range(3)
@@ -85,7 +85,7 @@ def labelled_class(run: str, image: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
-class InspectPane(QWidget):
+class InspectPane(ModelPaneMixin, QWidget):
     """Layer tree on the left; feature maps, filters and Grad-CAM of the chosen layer on the right."""
 
     title = "Inspect"
@@ -197,9 +197,6 @@ class InspectPane(QWidget):
         self.file_label.setText(self.image_path)
         self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path)
 
-    def _request_model(self) -> None:
-        self.loader.request_current(self.state, self.banner, self.model_label)
-
     @Slot(str)
     def _on_run_changed(self, run: str) -> None:
         self.predictor = None
@@ -226,16 +223,6 @@ class InspectPane(QWidget):
                 self._val_index = 0
                 self.image_path = images[0]
         self._build_inspection()
-
-    @Slot(str, str)
-    def _on_model_failed(self, run: str, message: str) -> None:
-        self.model_label.setText("")
-        self.banner.show_message(message, "error")
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self.predictor is None and self.state.current_run and not self.loader.busy:
-            self._request_model()
 
     @Slot(object)
     def _on_inspection(self, value: object) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QMimeData, Qt, Signal, Slot
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -34,14 +34,14 @@ from studio.ui.panes.predict_worker import TOP_K, PredictWorker
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, hint
 from studio.ui.widgets.prediction_table import QtPredictionTable
-from studio.ui.widgets.run_picker import QtModelLoader, QtRunPicker, describe_model
+from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
 from studio.ui.widgets.single_prediction import QtSinglePrediction
 from studio.ui.workers import QtWorkerThread
 
 EMPTY, SINGLE, TABLE = range(3)
 
 
-class PredictPane(QWidget):
+class PredictPane(ModelPaneMixin, QWidget):
     """Drop zone, single-image view and batch table over one model chosen with the run picker."""
 
     title = "Predict"
@@ -226,9 +226,6 @@ class PredictPane(QWidget):
 
     # ------------------------------------------------------------------------------------ model
 
-    def _request_model(self) -> None:
-        self.loader.request_current(self.state, self.banner, self.model_label)
-
     @Slot(str)
     def _on_run_changed(self, run: str) -> None:
         self.predictor = None
@@ -244,16 +241,6 @@ class PredictPane(QWidget):
         self.model_label.setText(describe_model(predictor))
         if self.inputs:
             self._start()  # the same files, now read by this model
-
-    @Slot(str, str)
-    def _on_model_failed(self, run: str, message: str) -> None:
-        self.model_label.setText("")
-        self.banner.show_message(message, "error")
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self.predictor is None and self.state.current_run and not self.loader.busy:
-            self._request_model()
 
     # ------------------------------------------------------------------------------------ worker → view
 

@@ -255,3 +255,23 @@ class QtRunPicker(QWidget):
         path = self.choose_file_dialog()
         if path:
             self.state.set_current_run(path)
+
+
+class ModelPaneMixin:
+    """For a view that uses the shared run's model: load it when shown, say plainly when it fails.
+
+    Mixed in before QWidget by Predict and Inspect, which both need `state`, `loader`,
+    `banner`, `model_label` and `predictor`.
+    """
+
+    def _request_model(self) -> None:
+        self.loader.request_current(self.state, self.banner, self.model_label)
+
+    def _on_model_failed(self, run: str, message: str) -> None:
+        self.model_label.setText("")
+        self.banner.show_message(message, "error")
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self.predictor is None and self.state.current_run and not self.loader.busy:
+            self._request_model()
