@@ -13,15 +13,15 @@ import argparse
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from qt_driving import settle, wait_until  # noqa: E402
 
 from studio.core.config import AugmentConfig  # noqa: E402
 from studio.core.sample import make_sample_dataset  # noqa: E402
@@ -29,30 +29,6 @@ from studio.ui.app import make_app  # noqa: E402
 from studio.ui.main_window import StudioWindow  # noqa: E402
 from studio.ui.state import QtStudioState  # noqa: E402
 from studio.ui.workers import live_workers  # noqa: E402
-
-
-def pump(ms: int) -> None:
-    """Run the event loop for ms milliseconds. (QTest.qWait holds the GIL while it sleeps, which
-    starves the training thread: it made runs here seven times slower than in the real window.)"""
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the window did not get there in time")
-        pump(20)
-
-
-def settle() -> None:
-    """Until debounce timers have fired, their background work has arrived and charts have drawn."""
-    for _ in range(2):
-        pump(300)
-        wait_until(lambda: live_workers() == 0)
-    pump(300)
 
 
 def main(argv: list[str] | None = None) -> int:

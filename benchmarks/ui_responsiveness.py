@@ -24,31 +24,17 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from qt_driving import pump, wait_until  # noqa: E402
 
 from studio.core.sample import make_sample_dataset  # noqa: E402
 from studio.ui.app import make_app, take_over_garbage_collection  # noqa: E402
 from studio.ui.main_window import StudioWindow  # noqa: E402
 from studio.ui.state import QtStudioState  # noqa: E402
 from studio.ui.workers import live_workers, training_threads  # noqa: E402
-
-
-def pump(ms: int) -> None:
-    """Run the event loop for ms milliseconds. (QTest.qWait holds the GIL while it sleeps, which
-    starves the training thread: it made runs here seven times slower than in the real window.)"""
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
-def wait_until(condition, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out")
-        pump(10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -29,6 +27,7 @@ from digits import write_digits  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from qt_driving import settle, wait_until  # noqa: E402
 from view_latency import drop  # noqa: E402
 
 from studio.core.checkpoint import make_checkpoint, save_checkpoint  # noqa: E402
@@ -39,24 +38,8 @@ from studio.ui.app import make_app  # noqa: E402
 from studio.ui.main_window import PANES, StudioWindow  # noqa: E402
 from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, MAPS_TAB  # noqa: E402
 from studio.ui.state import QtStudioState  # noqa: E402
-from studio.ui.workers import live_workers  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the window did not get there in time")
-        QTest.qWait(20)
-
-
-def settle() -> None:
-    for _ in range(2):
-        QTest.qWait(250)
-        wait_until(lambda: live_workers() == 0)
-    QTest.qWait(250)
 
 
 def train_digits(scratch: Path, epochs: int) -> str:
