@@ -9,7 +9,6 @@ half-written `best.pt` behind.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from studio.core.atomic import write_with
 from studio.core.config import ModelConfig, RunConfig
 from studio.core.images import RESIZE_RULE
 
@@ -58,10 +58,8 @@ def make_checkpoint(
 
 
 def save_checkpoint(data: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    """Whole or not at all: a full disk leaves the previous file as it was and says so in one line."""
+    write_with(path, lambda handle: torch.save(data, handle))
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
