@@ -18,7 +18,7 @@ from PIL import Image
 
 from studio.core.atomic import write_bytes
 from studio.core.augment import normalize_batch
-from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from studio.core.checkpoint import check_checkpoint, load_checkpoint, model_from_checkpoint
 from studio.core.images import IMAGE_EXTENSIONS, ImageError, as_rgb, load_for_model, resize_square, to_tensor
 
 
@@ -39,6 +39,8 @@ class Prediction:
 
 class Predictor:
     def __init__(self, checkpoint: str | Path | dict[str, Any], device: str | torch.device = "cpu") -> None:
+        if isinstance(checkpoint, dict):
+            check_checkpoint(checkpoint, checkpoint.get("path", "checkpoint"))
         data = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.checkpoint_path = data.get("path", "")
         self.classes: list[str] = list(data["classes"])
