@@ -8,6 +8,7 @@ enough usable images to train on.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -29,6 +30,8 @@ EXPECTED_REASONS: dict[str, str] = {
     "dogs/empty.png": "empty file",
     "dogs/text.png": "text",
     "dogs/bomb.png": "too large",
+    "dogs/animated.gif": "animated GIF",
+    "dogs/pipe.png": "named pipe",
 }
 
 
@@ -82,6 +85,10 @@ def make_hostile_folder(root: Path) -> dict[str, str]:
     put("dogs/empty.png", "bad", lambda p: p.write_bytes(b""))
     put("dogs/text.png", "bad", lambda p: p.write_text("<html><body>404 Not Found</body></html>\n"))
     put("dogs/bomb.png", "bad", lambda p: write_bomb_png(p, *BOMB_SIZE))
+    put("dogs/palette.gif", "ok", lambda p: photo(blue).convert("P").save(p))
+    put("dogs/animated.gif", "bad", _write_animated_gif)
+    if hasattr(os, "mkfifo"):  # reading a named pipe waits for a writer: a scan must never open one
+        put("dogs/pipe.png", "bad", os.mkfifo)
     put("dogs/.DS_Store", "hidden", lambda p: p.write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64)))
 
     put(f"{UNICODE_CLASS}/снимок_ü.png", "ok", photo((40, 160, 40)).save)
@@ -139,6 +146,11 @@ def _write_palette_transparent(path: Path) -> None:
     img.putpalette([0, 0, 0, 30, 60, 180] + [0, 0, 0] * 254)
     img.paste(1, (4, 4, 12, 12))
     img.save(path, transparency=0)
+
+
+def _write_animated_gif(path: Path) -> None:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((200, 0, 0), (0, 0, 200))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
 
 
 def _rgba(img: Image.Image) -> Image.Image:

@@ -227,3 +227,47 @@ def test_backbone_exports_agree_with_the_predictor(arch: str, tmp_path: Path) ->
     assert onnx_path == tmp_path / "model.onnx"  # --out a folder: the default name inside it
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert np.allclose(session.run(None, {"images": pixels.numpy()})[0], expected.numpy(), atol=1e-5)
+
+
+def test_report_written_by_two_threads_keeps_both_parts(run: Path, tmp_path: Path) -> None:
+    """The trainer and the Evaluate page write report.md at once: no crash, no temp file, both parts kept."""
+    import threading
+
+    from studio.core.runfiles import read_history, split_counts, write_report
+
+    copy = Path(shutil.copytree(run, tmp_path / run.name))
+    evaluation = evaluate_run(copy, "val")
+    config = json.loads((copy / "config.json").read_text())
+    result = {"status": "finished", "epochs_done": 3, "seconds": 1.0, "best_val_acc": 0.5, "best_epoch": 2}
+    counts = split_counts(read_split(copy), evaluation.classes)
+    errors: list[BaseException] = []
+
+    def repeat(write) -> None:
+        try:
+            for _ in range(12):
+                write()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    writers = [
+        threading.Thread(target=repeat, args=(lambda: write_report(
+            copy, config=config, classes=evaluation.classes, counts=counts, history=read_history(copy),
+            result=result, notes=[]),)),
+        threading.Thread(target=repeat, args=(lambda: write_evaluation(evaluation, copy),)),
+    ]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so an unguarded write would collide
+    try:
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors
+    write_report(copy, config=config, classes=evaluation.classes, counts=counts, history=read_history(copy),
+                 result=result, notes=["written last"])
+    text = (copy / "report.md").read_text(encoding="utf-8")
+    assert "written last" in text
+    assert "## History" in text and text.count("## Evaluation") == 1
+    assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]

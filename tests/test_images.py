@@ -28,7 +28,7 @@ def _pixels(img: Image.Image) -> np.ndarray:
 
 
 def test_extensions_match_torchvision() -> None:
-    assert set(images.IMAGE_EXTENSIONS) == set(IMG_EXTENSIONS)
+    assert set(images.IMAGE_EXTENSIONS) == set(IMG_EXTENSIONS) | {".gif"}
     assert images.has_image_extension("IMG_0001.JPG") and not images.has_image_extension("notes.txt")
 
 
@@ -45,7 +45,7 @@ def test_every_usable_hostile_file_loads_as_rgb(hostile: tuple[Path, dict[str, s
 def test_every_bad_hostile_file_is_refused_with_its_reason(hostile: tuple[Path, dict[str, str]]) -> None:
     root, expected = hostile
     images_bad = [rel for rel, outcome in expected.items() if outcome == "bad" and not rel.endswith(".txt")]
-    assert len(images_bad) == 5
+    assert len(images_bad) == 7 if hasattr(os, "mkfifo") else 6
     for rel in images_bad:
         path = root / rel
         for load in (load_rgb, lambda p: load_for_model(p, 32), check_image):
@@ -205,3 +205,24 @@ def test_to_tensor_layout() -> None:
     assert tensor.dtype == torch.uint8 and tensor.shape == (3, 3, 5) and tensor.is_contiguous()
     assert tensor[:, 2, 4].tolist() == [1, 2, 3] and tensor[:, 0, 0].tolist() == [10, 20, 30]
     assert to_tensor(Image.new("L", (2, 2), 7)).shape == (3, 2, 2)
+
+
+def test_single_frame_gif_is_used_as_rgb(tmp_path: Path) -> None:
+    """A palette GIF is an ordinary picture: its pixels, not a refusal."""
+    Image.new("RGB", (10, 8), (30, 60, 180)).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "blue.gif")
+    img = load_rgb(tmp_path / "blue.gif")
+    assert img.mode == "RGB" and img.size == (10, 8)
+    assert tuple(int(v) for v in _pixels(img)[4, 5]) == (30, 60, 180)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.timeout(20)
+def test_special_files_are_never_opened(tmp_path: Path) -> None:
+    """A named pipe would block the reader until a writer comes; it must be refused at once."""
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "pipe.png")
+    for name in ("pipe.png", "link.png"):
+        with pytest.raises(ImageError, match="named pipe"):
+            check_image(tmp_path / name)
+    with pytest.raises(ImageError, match="device"):
+        check_image("/dev/null")

@@ -2,14 +2,13 @@
 
 A checkpoint may come from anyone, and unpickling arbitrary objects runs their
 code; so a checkpoint holds nothing `torch.load(weights_only=True)` refuses,
-and loading never falls back to full unpickling. Writes go to a temporary
-file that is renamed into place, so a crash mid-write never leaves a
-half-written `best.pt` behind.
+and loading never falls back to full unpickling; the header is then checked
+field by field (`checkpoint_check`) before a network is built from it. Writes
+go through `atomic`, so a crash or a full disk never leaves half a `best.pt`.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 
 import torch
 
-from studio.core.config import ModelConfig, RunConfig
+from studio.core.atomic import write_with
+from studio.core.checkpoint_check import HeaderError, arch_config, check_header, fit_summary
+from studio.core.config import RunConfig
 from studio.core.images import RESIZE_RULE
 
 FORMAT = "classification-studio-checkpoint"
@@ -58,10 +59,8 @@ def make_checkpoint(
 
 
 def save_checkpoint(data: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    """Whole or not at all: a full disk leaves the previous file as it was and says so in one line."""
+    write_with(path, lambda handle: torch.save(data, handle))
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -93,27 +92,38 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a Classification Studio checkpoint (no '{FORMAT}' marker)")
-    if int(data.get("version", 0)) > VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {data['version']} is newer than this studio; update it")
-    for key in ("arch", "classes", "preprocessing", "state_dict", "config"):
-        if key not in data:
-            raise CheckpointError(f"{path}: damaged checkpoint, '{key}' is missing")
+    check_checkpoint(data, path)
     data["path"] = str(path)
     return data
 
 
+def check_checkpoint(data: dict[str, Any], path: object = "checkpoint") -> None:
+    """Refuse an unusable header in one line; for checkpoints handed over as dicts, not read from a file."""
+    try:
+        check_header(data, VERSION)
+    except HeaderError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
 def model_from_checkpoint(data: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the network and load its weights; never touches the network or weights caches."""
+    """Rebuild the network and load its weights; never touches the network or weights caches.
+
+    The header is checked before anything is built (a dict may come straight from a caller),
+    and weights that do not fit are described in one line rather than PyTorch's full listing.
+    """
     from studio.core.models import build_model
 
-    arch = ModelConfig(**{k: v for k, v in data["arch"].items() if k in ModelConfig.__dataclass_fields__})
-    arch.pretrained = "none"  # the state dict below replaces whatever a pretrained load would give
+    where = data.get("path", "checkpoint")
+    check_checkpoint(data, where)
+    arch = arch_config(data)
     model = build_model(arch, len(data["classes"]), load_weights=False)
+    mismatch = fit_summary(model.state_dict(), data["state_dict"])
+    if mismatch:
+        raise CheckpointError(f"{where}: the weights do not fit the {arch.arch} network: {mismatch}")
     try:
         model.load_state_dict(data["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{data.get('path', 'checkpoint')}: weights do not fit the {arch.arch} architecture ({exc})"
-        ) from None
+    except RuntimeError as exc:  # e.g. a tensor of another dtype that cannot be copied in
+        raise CheckpointError(f"{where}: the weights do not fit the {arch.arch} network: "
+                              f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
     return model

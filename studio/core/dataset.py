@@ -1,9 +1,10 @@
 """What is in a data folder: classes, usable images, bad files and how to split them.
 
 The folder layout is torchvision's `ImageFolder` (one sub-folder per class, classes in
-sorted order, the same extensions), so a model trained here lines up with tools that
+sorted order, the same extensions plus GIF), so a model trained here lines up with tools that
 read the folder the same way. Unlike `ImageFolder`, nothing here fails on a bad file:
-every file is checked through `studio.core.images` and reported with its reason, and
+every file is checked through `studio.core.images` and reported with its reason (pipes,
+sockets and devices are refused without being opened), and
 the user's folder is only ever read.
 """
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    from studio.core.atomic import StorageError
     from studio.core.checkpoint import CheckpointError
     from studio.core.config import ConfigError
     from studio.core.dataset import DatasetError
     from studio.core.evaluate import EvaluationError
     from studio.core.export import ExportError
     from studio.core.images import ImageError
+    from studio.core.project import ProjectError
     from studio.core.train import TrainingError
     from studio.core.weights import WeightsUnavailable
 
     return (ConfigError, DatasetError, ImageError, CheckpointError, TrainingError, WeightsUnavailable,
-            EvaluationError, ExportError)
+            EvaluationError, ExportError, ProjectError, StorageError)

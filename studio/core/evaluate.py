@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from studio.core.atomic import write_with
 from studio.core.images import ImageError, load_for_model, to_tensor
 from studio.core.metrics import (
     Diagnostic,
@@ -30,10 +31,10 @@ from studio.core.metrics import (
     diagnose,
     most_wrong,
 )
-from studio.core.runfiles import read_history, read_split
+from studio.core.runfiles import EVALUATION_HEADING, read_history, read_split, update_report
 
 SPLITS = ("train", "val", "test")
-SECTION = "## Evaluation"
+SECTION = EVALUATION_HEADING
 
 
 class EvaluationError(Exception):
@@ -198,10 +199,8 @@ def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) 
     plot_confusion(evaluation.confusion, evaluation.classes, png,
                    title=f"Confusion matrix — {evaluation.split}, {evaluation.metrics.total} images")
     report = run / "report.md"
-    text = report.read_text(encoding="utf-8") if report.exists() else f"# Run {run.name}\n"
-    report_tmp = report.with_name(f".{report.name}.tmp")
-    report_tmp.write_text(replace_section(text, evaluation_markdown(evaluation)), encoding="utf-8")
-    report_tmp.replace(report)
+    section = evaluation_markdown(evaluation)
+    update_report(run, lambda text: replace_section(text or f"# Run {run.name}\n", section))
     return report, png
 
 
@@ -292,5 +291,5 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, tit
     with warnings.catch_warnings():
         # A class name in a script the installed fonts lack draws as boxes; say so once, not per glyph.
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.savefig(path)
+        write_with(path, lambda handle: fig.savefig(handle, format="png"))
     return path

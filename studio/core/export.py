@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from studio.core.atomic import write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
 
 FORMATS = ("torchscript", "onnx")
@@ -138,7 +139,7 @@ def _write_sidecar(data: dict[str, Any], out: Path, fmt: str, dtype: str) -> Pat
                    "metrics": data.get("metrics", {})},
     }
     path = sidecar_path(out)
-    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(info, indent=2) + "\n")
     return path
 
 

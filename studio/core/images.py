@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -30,8 +31,10 @@ from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
     WebPImagePlugin,
 )
 
-# The extensions torchvision's ImageFolder accepts, so a folder scans the same here and there.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# The extensions torchvision's ImageFolder accepts, so a folder scans the same here and there, plus
+# GIF: single-frame GIFs are ordinary (palette) images that users do have in their folders.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
+                                     ".gif")
 
 # Pillow's own default, enforced here so the refusal is a reason rather than a warning.
 # Read at call time: tests and power users may change it.
@@ -151,6 +154,9 @@ def _decode(path: str | Path, draft: tuple[int, int] | None, *, decode: bool = T
         if os.fstat(file.fileno()).st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
         img = _open(file, path)
+        if img.format == "GIF" and getattr(img, "n_frames", 1) > 1:
+            # Which frame is "the" picture is a guess; a silent guess would train on the wrong pixels.
+            raise ImageError(path, "animated GIF: save the frame you mean as a still image")
         width, height = img.size
         if width * height > MAX_PIXELS:
             raise ImageError(path, _too_large(f"{width}×{height}", MAX_PIXELS))
@@ -174,11 +180,35 @@ def _decode(path: str | Path, draft: tuple[int, int] | None, *, decode: bool = T
         raise ImageError(path, f"unsupported colour mode {img.mode}") from None
 
 
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                  (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"))
+
+
+def special_file_reason(mode: int) -> str:
+    """Why a non-regular file is skipped: reading a pipe or a device can block forever."""
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "not a regular file")
+    return f"unreadable: it is {kind}, not a file" if kind != "not a regular file" else f"unreadable: {kind}"
+
+
 def _open_file(path: str | Path) -> BinaryIO:
+    """Open only a regular file (after following links), without ever blocking.
+
+    The mode is checked before opening and again on the open descriptor: opening a named pipe
+    for reading waits for a writer, and a device can do anything, so neither is ever read.
+    O_NONBLOCK makes even a file swapped for a pipe between the two checks return at once.
+    """
     try:
-        return open(path, "rb")
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageError(path, special_file_reason(mode))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise ImageError(path, _os_reason(exc)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ImageError(path, special_file_reason(mode))
+    return os.fdopen(fd, "rb")
 
 
 def _open(file: BinaryIO, path: str | Path) -> Image.Image:

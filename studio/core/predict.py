@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+from studio.core.atomic import write_bytes
 from studio.core.augment import normalize_batch
-from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from studio.core.checkpoint import check_checkpoint, load_checkpoint, model_from_checkpoint
 from studio.core.images import IMAGE_EXTENSIONS, ImageError, as_rgb, load_for_model, resize_square, to_tensor
 
 
@@ -38,6 +39,8 @@ class Prediction:
 
 class Predictor:
     def __init__(self, checkpoint: str | Path | dict[str, Any], device: str | torch.device = "cpu") -> None:
+        if isinstance(checkpoint, dict):
+            check_checkpoint(checkpoint, checkpoint.get("path", "checkpoint"))
         data = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.checkpoint_path = data.get("path", "")
         self.classes: list[str] = list(data["classes"])
@@ -106,16 +109,19 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def write_csv(predictions: Sequence[Prediction], path: str | Path, top_k: int) -> None:
+    """Whole or not at all, like every file the studio writes: a spreadsheet never sees half a table."""
     import csv
+    import io
 
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        header = ["file", "predicted", "confidence"]
-        for i in range(1, top_k + 1):
-            header += [f"class_{i}", f"probability_{i}"]
-        writer.writerow(header + ["problem"])
-        for p in predictions:
-            row: list[Any] = [p.path, p.label, f"{p.confidence:.6f}" if p.top else ""]
-            for i in range(top_k):
-                row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
-            writer.writerow(row + [p.error])
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    header = ["file", "predicted", "confidence"]
+    for i in range(1, top_k + 1):
+        header += [f"class_{i}", f"probability_{i}"]
+    writer.writerow(header + ["problem"])
+    for p in predictions:
+        row: list[Any] = [p.path, p.label, f"{p.confidence:.6f}" if p.top else ""]
+        for i in range(top_k):
+            row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
+        writer.writerow(row + [p.error])
+    write_bytes(path, buffer.getvalue().encode("utf-8"))  # bytes: csv chose the line ends

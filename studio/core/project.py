@@ -4,10 +4,18 @@ SQLite from the standard library: nothing to install, one file beside the
 runs. It holds every scanned image with its status, each run's split
 assignment, the runs and their per-epoch metrics, so "which images were in
 run 7's validation set" is one query.
+
+The window, the CLI and a `torchrun` job may use one project at once, so the
+database runs in WAL mode (readers never wait for the writer). Its schema only
+grows: tables and columns are added where missing (`register_table`,
+`register_column`), and a database from a newer studio is refused in words.
+A run row records the process that owns it; a run whose owner is gone reads
+"interrupted", whatever its row says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -18,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.core.atomic import StorageError, storage_message
 from studio.core.dataset import ScanReport
+from studio.core.owner import current_owner, owner_alive
 
-SCHEMA_VERSION = 1
+# 2: runs record their owner process.
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_TABLES: list[str] = ["""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""", """
 CREATE TABLE IF NOT EXISTS images (
     id INTEGER PRIMARY KEY,
     data_root TEXT NOT NULL,
@@ -34,7 +45,7 @@ CREATE TABLE IF NOT EXISTS images (
     problem TEXT NOT NULL DEFAULT '',
     scanned_at REAL NOT NULL,
     UNIQUE (data_root, path)
-);
+)""", """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -49,20 +60,43 @@ CREATE TABLE IF NOT EXISTS runs (
     best_metric REAL,
     best_epoch INTEGER,
     message TEXT NOT NULL DEFAULT ''
-);
+)""", """
 CREATE TABLE IF NOT EXISTS splits (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     image_id INTEGER NOT NULL REFERENCES images(id),
     split TEXT NOT NULL,
     PRIMARY KEY (run_id, image_id)
-);
+)""", """
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
     train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, lr REAL, seconds REAL,
     PRIMARY KEY (run_id, epoch)
-);
-"""
+)"""]
+
+# Columns added after a table first shipped: (table, column, declaration). A database made
+# before them gets them on open, so old projects keep working and nothing is ever dropped.
+_COLUMNS: list[tuple[str, str, str]] = [
+    ("runs", "owner_pid", "INTEGER"),
+    ("runs", "owner_host", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "owner_started", "TEXT NOT NULL DEFAULT ''"),
+]
+
+
+class ProjectError(Exception):
+    """The project database cannot be used; the message names it and says what to do."""
+
+
+def register_table(create_sql: str) -> None:
+    """Add a table (a `CREATE TABLE IF NOT EXISTS ...` statement) that every project opened later gets."""
+    if create_sql not in _TABLES:
+        _TABLES.append(create_sql)
+
+
+def register_column(table: str, column: str, declaration: str) -> None:
+    """Add a column that every project opened later gets, when its table lacks it (additive only)."""
+    if (table, column, declaration) not in _COLUMNS:
+        _COLUMNS.append((table, column, declaration))
 
 
 @dataclass
@@ -79,6 +113,8 @@ class RunRow:
     best_metric: float | None
     best_epoch: int | None
     message: str
+    owner_pid: int | None = None
+    owner_host: str = ""
 
 
 def default_project_dir() -> Path:
@@ -95,11 +131,32 @@ class Project:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).expanduser().resolve()
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(storage_message(self.runs_dir, exc)) from None
         self.db_path = self.folder / "project.sqlite"
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Refuse a newer schema; otherwise add what is missing, in one transaction two processes cannot split."""
         with self._connect() as db:
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            with contextlib.suppress(sqlite3.DatabaseError):  # some network folders cannot do WAL: stay as is
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("BEGIN IMMEDIATE")
+            found = _schema_version(db)
+            if found > SCHEMA_VERSION:
+                raise ProjectError(
+                    f"{self.db_path}: this project was written by a newer Classification Studio (database "
+                    f"version {found}, this one reads up to {SCHEMA_VERSION}); update the studio or choose "
+                    "another project folder")
+            for create in _TABLES:
+                db.execute(create)
+            for table, column, declaration in _COLUMNS:
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(max(found, SCHEMA_VERSION)),))
 
     @property
     def runs_dir(self) -> Path:
@@ -112,11 +169,23 @@ class Project:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # A connection per operation: the trainer thread and the window both use the project.
-        db = sqlite3.connect(self.db_path, timeout=30)
-        db.execute("PRAGMA foreign_keys = ON")
+        try:
+            db = sqlite3.connect(self.db_path, timeout=30)
+            db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise ProjectError(f"{self.db_path}: cannot open the project database ({exc})") from None
         try:
             with db:
                 yield db
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "disk" in str(exc) or "unable to open" in str(exc):
+                raise ProjectError(f"{self.folder}: cannot write the project database ({exc}); "
+                                   "choose a project folder you can write to") from None
+            raise
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise ProjectError(f"{self.db_path}: damaged project database ({exc})") from None
+            raise
         finally:
             db.close()
 
@@ -152,11 +221,14 @@ class Project:
                 run_id = f"{base}-{n}"
 
     def add_run(self, name: str, folder: Path, data_root: str, config: dict[str, Any]) -> int:
+        """A new run row owned by this process."""
+        owner = current_owner()
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO runs (name, folder, data_root, arch, config, status, started_at) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (name, str(folder), data_root, config["model"]["arch"], json.dumps(config), "running", time.time()),
+                "INSERT INTO runs (name, folder, data_root, arch, config, status, started_at, owner_pid, owner_host, "
+                "owner_started) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (name, str(folder), data_root, config["model"]["arch"], json.dumps(config), "running", time.time(),
+                 owner.pid, owner.host, owner.started),
             )
             return int(cur.lastrowid)
 
@@ -191,16 +263,26 @@ class Project:
             )
 
     def mark_running(self, run_id: int) -> None:
+        """Resume: the run row is continued, now owned by this process."""
+        owner = current_owner()
         with self._connect() as db:
-            db.execute("UPDATE runs SET status='running', finished_at=NULL, message='' WHERE id=?", (run_id,))
+            db.execute("UPDATE runs SET status='running', finished_at=NULL, message='', owner_pid=?, owner_host=?, "
+                       "owner_started=? WHERE id=?", (owner.pid, owner.host, owner.started, run_id))
 
     def runs(self) -> list[RunRow]:
+        """Every run, oldest first; "running" only while its owner process is alive (else "interrupted").
+
+        The best metric falls back to the epoch rows, so an interrupted run still shows how far it got.
+        """
         with self._connect() as db:
             rows = db.execute(
                 "SELECT id, name, folder, data_root, arch, status, started_at, finished_at, epochs_done, "
-                "best_metric, best_epoch, message FROM runs ORDER BY id"
+                "COALESCE(best_metric, (SELECT MAX(val_acc) FROM epochs WHERE run_id = runs.id)), "
+                "COALESCE(best_epoch, (SELECT epoch FROM epochs WHERE run_id = runs.id AND val_acc IS NOT NULL "
+                "ORDER BY val_acc DESC, epoch LIMIT 1)), message, owner_pid, owner_host, owner_started "
+                "FROM runs ORDER BY id"
             ).fetchall()
-        return [RunRow(*r) for r in rows]
+        return [_run_row(row) for row in rows]
 
     def find_run(self, key: str | int) -> RunRow:
         """By database id, run folder name or folder path."""
@@ -240,6 +322,31 @@ class Project:
             db.row_factory = sqlite3.Row
             rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+
+def _run_row(row: tuple[Any, ...]) -> RunRow:
+    *fields, owner_pid, owner_host, owner_started = row
+    run = RunRow(*fields, owner_pid=owner_pid, owner_host=owner_host or "")
+    if run.status == "running" and owner_alive(owner_pid, owner_host, owner_started) is False:
+        run.status = "interrupted"
+        run.message = run.message or (
+            f"The program running it ended without finishing (closed, killed or crashed) after epoch "
+            f"{run.epochs_done}; continue it with `studio train --resume {run.folder}`.")
+    return run
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    """0 for a new database; the number it records otherwise (garbage counts as newer than us)."""
+    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except ValueError:
+        return 1 << 30
 
 
 def _slug(text: str) -> str:

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import csv
-import os
-from collections.abc import Sequence
+import io
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from studio.core.atomic import write_bytes, write_text
+
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+# The heading after which the evaluation owns report.md; the trainer's part comes before it.
+EVALUATION_HEADING = "## Evaluation"
+
+# report.md has two writers in one process (the trainer's thread and the Evaluate page); each
+# reads, changes its own part and writes back, so the read and the write must not interleave.
+_REPORT_LOCK = threading.Lock()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def update_report(run_dir: Path, change: Callable[[str | None], str]) -> None:
+    """Read report.md (None when absent), let `change` rewrite its own part, write it back whole."""
+    path = Path(run_dir) / "report.md"
+    with _REPORT_LOCK:
+        try:
+            old: str | None = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = None
+        write_text(path, change(old))
 
 
 def write_history(run_dir: Path, history: Sequence[dict[str, Any]]) -> None:
     lines = [",".join(HISTORY_FIELDS)]
     for row in history:
         lines.append(",".join("" if row.get(k) is None else f"{row[k]:.6g}" for k in HISTORY_FIELDS))
-    _atomic_write(run_dir / "history.csv", "\n".join(lines) + "\n")
+    write_text(run_dir / "history.csv", "\n".join(lines) + "\n")
 
 
 def read_history(run_dir: Path) -> list[dict[str, float | None]]:
@@ -34,13 +48,11 @@ def read_history(run_dir: Path) -> list[dict[str, float | None]]:
 
 def write_split(run_dir: Path, rows: Sequence[tuple[str, str, str]]) -> None:
     """(relative path, class, split) for every image the run uses: the run's own record of its data."""
-    path = run_dir / "split.csv"
-    tmp = path.with_name(".split.csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(("path", "class", "split"))
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(("path", "class", "split"))
+    writer.writerows(rows)
+    write_bytes(run_dir / "split.csv", buffer.getvalue().encode("utf-8"))  # bytes: csv chose the line ends
 
 
 def read_split(run_dir: Path) -> list[tuple[str, str, str]]:
@@ -100,4 +112,13 @@ def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], c
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if result.get("message"):
         lines += ["", result["message"]]
-    _atomic_write(run_dir / "report.md", "\n".join(lines) + "\n")
+    head = "\n".join(lines) + "\n"
+    update_report(run_dir, lambda old: head + _evaluation_part(old))
+
+
+def _evaluation_part(text: str | None) -> str:
+    """The evaluation section of an existing report, kept when the trainer rewrites its own part."""
+    marker = f"\n{EVALUATION_HEADING}\n"
+    if not text or marker not in text:
+        return ""
+    return "\n" + EVALUATION_HEADING + "\n" + text.split(marker, 1)[1]

@@ -91,7 +91,7 @@ class TrainPane(QWidget):
         self.run_list.selection_changed.connect(self._on_runs_selected)
         lv.addWidget(self.run_list, 1)
         self.continue_button = QPushButton("Continue the selected run")
-        self.continue_button.setToolTip("Train a stopped run further, from its last checkpoint")
+        self.continue_button.setToolTip("Train a stopped or interrupted run further, from its last checkpoint")
         self.continue_button.clicked.connect(self._on_continue)
         lv.addWidget(self.continue_button)
         layout.addWidget(left)
@@ -204,7 +204,7 @@ class TrainPane(QWidget):
         self.stop_button.setEnabled(active and state != "stopping")
         runs = self.run_list.selected_runs()
         self.continue_button.setEnabled(
-            not active and len(runs) == 1 and runs[0].status in ("stopped", "failed")
+            not active and len(runs) == 1 and runs[0].status in ("stopped", "failed", "interrupted")
             and (Path(runs[0].folder) / "last.pt").is_file())
 
     # ------------------------------------------------------------------------------------ worker → window
