@@ -164,7 +164,10 @@ class Project:
 
     @property
     def cache_dir(self) -> Path:
-        return self.folder / "cache"
+        """The user's cache folder, shared by projects: caches can be rebuilt and do not belong in Documents."""
+        from studio.core.userdirs import cache_folder
+
+        return cache_folder()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -50,6 +50,14 @@ PANES: list[tuple[str, PaneFactory]] = [
 DEFAULT_SIZE = (1280, 800)
 
 
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if nbytes < 1024 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""  # pragma: no cover
+
+
 def _local_folders(urls: Sequence) -> list[str]:
     return [url.toLocalFile() for url in urls if url.isLocalFile() and Path(url.toLocalFile()).is_dir()]
 
@@ -121,6 +129,10 @@ class StudioWindow(QMainWindow):
         file_menu.addAction("Open the &sample data set").triggered.connect(self._on_open_sample)
         self.recent_menu = file_menu.addMenu("&Recent folders")
         file_menu.addSeparator()
+        self.cache_action = file_menu.addAction("Clear the image cache")
+        self.cache_action.triggered.connect(self._on_clear_cache)
+        file_menu.aboutToShow.connect(self._update_cache_action)
+        file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -130,6 +142,25 @@ class StudioWindow(QMainWindow):
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, row=i: self.show_pane(row))
             go_menu.addAction(action)
+
+    @Slot()
+    def _update_cache_action(self) -> None:
+        """The menu says what the cache costs before the user decides to clear it."""
+        from studio.core.cache import cache_usage, cap_bytes
+        from studio.core.userdirs import cache_folder
+
+        used = cache_usage(cache_folder()) if cache_folder().is_dir() else 0
+        self.cache_action.setText(f"Clear the image cache ({_size(used)} of at most {_size(cap_bytes())})")
+        self.cache_action.setToolTip(f"Decoded pictures kept in {cache_folder()} so training starts faster; "
+                                     "clearing is safe, they are decoded again when needed")
+
+    @Slot()
+    def _on_clear_cache(self) -> None:
+        from studio.core.cache import clear_caches
+        from studio.core.userdirs import cache_folder
+
+        freed = clear_caches(cache_folder()) if cache_folder().is_dir() else 0
+        self.statusBar().showMessage(f"Image cache cleared: {_size(freed)} freed.", 8000)
 
     def show_pane(self, index: int) -> None:
         self.nav.setCurrentRow(index)

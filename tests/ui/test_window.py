@@ -148,3 +148,17 @@ def test_whole_flow_is_registered_and_inspect_requests_switch_pages(window, qtbo
     window.show_pane(0)
     window.state.request_inspect("", str(tmp_path / "image.png"))
     assert window.stack.currentWidget() is window.panes[titles.index("Inspect")]
+
+
+def test_image_cache_size_shown_and_cleared_from_the_menu(window, tmp_path: Path) -> None:
+    from studio.core.cache import build_cache, cache_usage
+    from studio.core.userdirs import cache_folder
+
+    data = make_colour_folder(tmp_path / "cached", per_class=3)
+    paths = sorted(p.relative_to(data).as_posix() for p in data.glob("*/*.png"))
+    build_cache(data, paths, 16, memory_mb=0, spill_dir=cache_folder())
+    used = cache_usage(cache_folder())
+    window._update_cache_action()
+    assert f"{used / 1024:.1f} KB" in window.cache_action.text()
+    window.cache_action.trigger()
+    assert cache_usage(cache_folder()) == 0 and "cleared" in window.statusBar().currentMessage()
