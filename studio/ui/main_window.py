@@ -116,6 +116,7 @@ class StudioWindow(QMainWindow):
         if "Inspect" in titles:  # "inspect this image" from Predict or Evaluate arrives through the state
             state.inspect_requested.connect(lambda _run, _image: self.show_pane(titles.index("Inspect")))
         self._restore_settings()
+        state.watch_runs()
         self._on_run_state(state.run_state)
         self._on_report_changed()
 
@@ -242,13 +243,38 @@ class StudioWindow(QMainWindow):
         recent = [recent] if isinstance(recent, str) else list(recent)
         self.state.recent_folders = [f for f in recent if isinstance(f, str) and f][:8]
         self.state.recent_changed.emit()
+        self._restore_recipe()
         try:
             page = int(self.settings.value("page", 0))
         except (TypeError, ValueError):
             page = 0
         self.show_pane(page if 0 <= page < len(self.panes) else 0)
 
+    def _restore_recipe(self) -> None:
+        """The last recipe and data folder, so a restart continues where the user left off."""
+        import json
+
+        from studio.core.config import ConfigError, RunConfig
+
+        text = self.settings.value("recipe")
+        if isinstance(text, str) and text:
+            try:
+                saved = RunConfig.from_dict(json.loads(text))
+            except (ConfigError, ValueError, TypeError, KeyError):
+                saved = None  # from another version or hand-edited: start from the defaults
+            if saved is not None:
+                saved.data.root = self.state.folder
+                for section in ("data", "augment", "model", "train"):
+                    self.state.replace(section, getattr(saved, section))
+        folder = self.settings.value("last_folder")
+        if isinstance(folder, str) and folder and not self.state.folder and Path(folder).is_dir():
+            self.state.set_folder(folder)
+
     def _save_settings(self) -> None:
+        import json
+
+        self.settings.setValue("recipe", json.dumps(self.state.config.to_dict()))
+        self.settings.setValue("last_folder", self.state.folder)
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("recent_folders", list(self.state.recent_folders))
         self.settings.setValue("page", self.nav.currentRow())
