@@ -254,6 +254,26 @@ class Project:
             )
             db.execute("UPDATE runs SET epochs_done = ? WHERE id = ?", (int(row["epoch"]), run_id))
 
+    def reconcile_epochs(self, run_id: int, history: list[dict[str, Any]]) -> int:
+        """Make the epoch rows equal `history` (the checkpoint's own record), in one transaction.
+
+        A run killed between writing its checkpoint and its database row leaves the database an
+        epoch behind; resuming calls this first, so no epoch is ever missing from the curves.
+        Returns how many rows were added or corrected.
+        """
+        with self._connect() as db:
+            have = {int(r[0]): r[1:] for r in db.execute(
+                "SELECT epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds FROM epochs WHERE run_id = ?",
+                (run_id,))}
+            rows = [(run_id, int(h["epoch"]), h.get("train_loss"), h.get("train_acc"), h.get("val_loss"),
+                     h.get("val_acc"), h.get("lr"), h.get("seconds")) for h in history]
+            changed = [row for row in rows if have.get(row[1]) != tuple(row[2:])]
+            db.executemany("INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?)", changed)
+            last = max((row[1] for row in rows), default=0)
+            db.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, last))
+            db.execute("UPDATE runs SET epochs_done = ? WHERE id = ?", (last, run_id))
+        return len(changed)
+
     def finish_run(
         self, run_id: int, status: str, *, best_metric: float | None = None, best_epoch: int | None = None,
         message: str = "",
