@@ -16,6 +16,7 @@ A run row records the process that owns it; a run whose owner is gone reads
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -182,8 +183,7 @@ class Project:
                 yield db
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) or "disk" in str(exc) or "unable to open" in str(exc):
-                raise ProjectError(f"{self.folder}: cannot write the project database ({exc}); "
-                                   "choose a project folder you can write to") from None
+                raise ProjectError(_unwritable(self.db_path, exc)) from None
             raise
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc) or "malformed" in str(exc):
@@ -356,6 +356,20 @@ def _run_row(row: tuple[Any, ...]) -> RunRow:
             f"The program running it ended without finishing (closed, killed or crashed) after epoch "
             f"{run.epochs_done}; continue it with `studio train --resume {run.folder}`.")
     return run
+
+
+def _unwritable(db_path: Path, exc: sqlite3.Error) -> str:
+    """Why SQLite cannot write, in the words the other writes use (read-only disk, permission, full disk)."""
+    folder = db_path.parent
+    code = errno.ENOSPC if "full" in str(exc) else None
+    with contextlib.suppress(OSError, AttributeError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            code = errno.EROFS
+    if code is None and not os.access(folder, os.W_OK):
+        code = errno.EACCES
+    if code is None:
+        return f"{folder}: cannot write the project database ({exc}); choose a project folder you can write to"
+    return storage_message(db_path, OSError(code, os.strerror(code)))
 
 
 def _schema_version(db: sqlite3.Connection) -> int:
