@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
 
 from studio.core.config import ModelConfig
 from studio.core.dataset import ScanReport
-from studio.core.loop import pick_device
 from studio.core.layer_words import layers_in_words
+from studio.core.loop import pick_device
 from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
-from studio.core.words import plain_number
 from studio.core.weights import WeightsUnavailable
+from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, heading, hint, make_table
 from studio.ui.workers import QtTaskRunner
