@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_model
+from studio import cli_audit, cli_model
 from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
 
 
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
+    cli_audit.add_parsers(sub)
     return parser
 
 
@@ -254,6 +255,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_audit.AUDIT_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
