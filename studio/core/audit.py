@@ -27,7 +27,7 @@ from studio.core.features import FeatureStore
 from studio.core.neardup import exact_copy_groups, group_lists, merge_groups, near_duplicate_groups
 
 FOLDS = 5
-_L2 = 1e-3
+_L2 = 1e-2
 _OUTLIER_NEIGHBOURS = 5
 
 
@@ -154,8 +154,9 @@ def rank_suspects(probs: np.ndarray, labels: np.ndarray, classes: list[str], fil
     """Confident-learning suspects, most suspicious first.
 
     A class's threshold is the mean probability its own images give it. An image is a suspect when its
-    given class is below that threshold and some other class reaches its own; its score is the margin
-    by which the best such class beats the given one. Classes with fewer than two images are not judged.
+    given class is below that threshold and the likeliest other class reaches its own threshold or
+    beats the given one; its score is that margin (other minus given). Classes with fewer than two
+    images are not judged.
     """
     n_classes = len(classes)
     scored = ~np.isnan(probs).any(axis=1)
@@ -167,9 +168,9 @@ def rank_suspects(probs: np.ndarray, labels: np.ndarray, classes: list[str], fil
         given = labels[i]
         if sizes[given] < 2 or probs[i, given] >= thresholds[given]:
             continue
-        others = np.where((probs[i] >= thresholds) & (np.arange(n_classes) != given), probs[i], -1.0)
+        others = np.where(np.arange(n_classes) != given, probs[i], -1.0)
         best = int(others.argmax())
-        if others[best] < 0:
+        if others[best] < thresholds[best] and others[best] <= probs[i, given]:
             continue
         found.append(Suspect(files[i], classes[given], classes[best], round(float(probs[i, best] - probs[i, given]), 4),
                              round(float(probs[i, given]), 4), round(float(probs[i, best]), 4)))
