@@ -13,10 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torchvision.transforms import v2
 
+from studio.core.architectures import IMAGENET_MEAN, IMAGENET_STD
 from studio.core.config import AugmentConfig
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class RandomRightAngle(torch.nn.Module):

@@ -20,11 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.core.images import ImageError, load_for_model, to_tensor
-
-
-class Cancelled(Exception):
-    """The user asked to stop; not an error."""
+from studio.core.errors import Cancelled, ImageError
+from studio.core.images import load_for_model, to_tensor
 
 
 class ImageCache:
