@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from studio.core.evaluate import EvaluationError, evaluate_run, replace_section, write_evaluation
-from studio.core.export import ExportError, export_onnx, export_torchscript, sidecar_path
+from studio.core.export import ExportError, export_onnx, export_pt2, export_torchscript, sidecar_path
 from studio.core.images import load_for_model, to_tensor
 from studio.core.predict import Predictor
 from studio.core.runfiles import read_split
@@ -146,8 +146,8 @@ def test_cli_evaluate_and_export(run: Path, tmp_path: Path, capsys: pytest.Captu
     assert "accuracy" in capsys.readouterr().out
     assert call("evaluate", str(run), "--split", "test") == 1
     assert "no test images" in capsys.readouterr().err
-    target = tmp_path / "out" / "classifier.pt"
-    assert call("export", str(run), "--format", "torchscript", "--out", str(target)) == 0
+    target = tmp_path / "out" / "classifier.pt2"
+    assert call("export", str(run), "--format", "pt2", "--out", str(target)) == 0
     assert target.is_file() and sidecar_path(target).is_file()
 
 
@@ -190,7 +190,7 @@ def test_onnx_export_gives_the_predictors_probabilities(run: Path, tmp_path: Pat
 def test_onnx_export_without_onnx_says_how_to_install(run: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(ExportError, match="pip install onnx"):
+    with pytest.raises(ExportError, match="pip install"):
         export_onnx(run, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
 
@@ -226,7 +226,13 @@ def test_backbone_exports_agree_with_the_predictor(arch: str, tmp_path: Path) ->
     onnx_path = export_onnx(data, tmp_path).path
     assert onnx_path == tmp_path / "model.onnx"  # --out a folder: the default name inside it
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert np.allclose(session.run(None, {"images": pixels.numpy()})[0], expected.numpy(), atol=1e-5)
+    # ONNX Runtime fuses convolution with batch norm and sums in its own order: float32 rounding of
+    # ~1e-7 per layer through ~50 layers, then the 20x louder head above multiplies the logit error
+    # by 20. Measured up to 3e-5 (Lite0); 1e-4 bounds that, and a real preprocessing or weight
+    # difference moves these probabilities by 1e-2 and more.
+    assert np.allclose(session.run(None, {"images": pixels.numpy()})[0], expected.numpy(), atol=1e-4)
+    program = torch.export.load(str(export_pt2(data, tmp_path / "m.pt2").path)).module()
+    assert torch.allclose(program(pixels), expected, atol=1e-5)  # the same torch kernels: tight
 
 
 def test_report_written_by_two_threads_keeps_both_parts(run: Path, tmp_path: Path) -> None:
