@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_model
+from studio import cli_doctor, cli_model
 from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
 
 
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
+    cli_doctor.add_parsers(sub)
     return parser
 
 
@@ -260,6 +261,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_window(args: argparse.Namespace) -> int:
+    from studio.core.display import WindowUnavailable, check_window_can_start
+
+    try:  # before Qt loads its platform plugin, which aborts the process when a library is missing
+        check_window_can_start()
+    except WindowUnavailable as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 3
     try:
         from studio.ui.app import run_app
     except ImportError as exc:
@@ -269,6 +277,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_doctor.COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
