@@ -19,7 +19,7 @@ from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISION
 
 
 def _architectures() -> list[str]:
-    from studio.core.models import list_architectures
+    from studio.core.architectures import list_architectures  # torch-free: `--help` stays fast
 
     return list_architectures()
 

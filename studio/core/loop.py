@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from studio.core.augment import augment_batch, normalize_batch
-from studio.core.cache import Cancelled, ImageCache
+from studio.core.cache import ImageCache
 from studio.core.config import TrainConfig
 from studio.core.devices import (  # noqa: F401  (re-exported: device choice lived here before)
     autocast_for,
@@ -24,11 +24,7 @@ from studio.core.devices import (  # noqa: F401  (re-exported: device choice liv
     pick_device,
     pick_precision,
 )
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite: training cannot recover by itself."""
-
+from studio.core.errors import Cancelled, NonFiniteLoss
 
 # ---------------------------------------------------------------------------------------------- batches
 

@@ -124,7 +124,8 @@ class Recorder:
         """confusion.png and the Evaluation section of report.md, so every finished run explains itself."""
         if not (dist.is_main() and self.summary is not None and self.summary.counts.get("val")):
             return
-        from studio.core.evaluate import EvaluationError, evaluate_run, write_evaluation
+        from studio.core.errors import EvaluationError
+        from studio.core.evaluate import evaluate_run, write_evaluation
 
         callbacks.on_status("Evaluating the best model on the validation images")
         try:

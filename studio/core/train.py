@@ -20,14 +20,21 @@ from torch import nn
 
 from studio.core import distributed as dist
 from studio.core.atomic import StorageError
-from studio.core.cache import Cancelled
 from studio.core.callbacks import Callback, CallbackList, RunResult, RunStarted, StopToken
 from studio.core.checkpoint import load_checkpoint
-from studio.core.config import ConfigError, RunConfig
-from studio.core.dataset import DatasetError, ScanCancelled, ScanReport
+from studio.core.config import RunConfig
+from studio.core.dataset import ScanReport
 from studio.core.devices import autocast_for, describe_device
-from studio.core.errors import TrainingError
-from studio.core.loop import NonFiniteLoss, evaluate, plan_stages
+from studio.core.errors import (
+    Cancelled,
+    ConfigError,
+    DatasetError,
+    NonFiniteLoss,
+    ScanCancelled,
+    TrainingError,
+    WeightsUnavailable,
+)
+from studio.core.loop import evaluate, plan_stages
 from studio.core.models import count_parameters
 from studio.core.project import Project, ProjectError
 from studio.core.randomness import RunRandom, private_dropout
@@ -44,7 +51,6 @@ from studio.core.runprep import (
     split_rows,
 )
 from studio.core.stage import Stage, StageContext, TrainState, feature_stage, run_stage
-from studio.core.weights import WeightsUnavailable
 
 __all__ = ["Trainer", "TrainingError"]  # TrainingError is defined in studio.core.errors; importable here as before
 
