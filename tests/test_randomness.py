@@ -36,3 +36,21 @@ def test_seeded_global_repeats_initialisation_and_restores_the_process_state() -
     with seeded_global(7):
         b = nn.Linear(4, 4).weight.detach().clone()
     assert torch.equal(a, b)
+
+
+def test_stochastic_depth_of_torchvision_backbones_is_private_too() -> None:
+    from torchvision.models import efficientnet_b0
+    from torchvision.ops import StochasticDepth
+
+    net = efficientnet_b0()
+    before = sum(isinstance(m, StochasticDepth) for m in net.modules())
+    rnd = RunRandom(seed=1)
+    assert before > 0 and private_dropout(net, rnd.dropout) >= before
+    assert not any(isinstance(m, StochasticDepth) for m in net.modules())
+    net.train()
+    x = torch.randn(2, 3, 32, 32)
+    rnd.start_epoch(1)
+    first = net(x)
+    rnd.start_epoch(1)
+    torch.rand(100)
+    assert torch.equal(net(x), first)
