@@ -20,7 +20,7 @@ CHECK = [(156, 180), (174, 198), (204, 160)]  # a tick on the last tile: the mod
 
 
 def svg() -> str:
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 256 256">',
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 256 256">',
              f'  <rect x="8" y="8" width="240" height="240" rx="48" fill="{BACKGROUND}"/>']
     for x, y, s, fill in TILES:
         parts.append(f'  <rect x="{x}" y="{y}" width="{s}" height="{s}" rx="12" fill="{fill}"/>')
