@@ -35,16 +35,13 @@ from torch import Tensor, nn
 
 from studio.core.atomic import write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from studio.core.errors import ExportError
 
 FORMATS = ("package", "onnx", "pt2", "torchscript")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "package": ""}
 LEGACY_FORMATS = ("torchscript",)
 ONNX_OPSET = 18  # Resize with antialiasing appeared in opset 18
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
-
-
-class ExportError(Exception):
-    """An export could not be made; the message is meant for the user as it stands."""
 
 
 class Preprocess(nn.Module):

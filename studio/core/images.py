@@ -31,6 +31,8 @@ from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
     WebPImagePlugin,
 )
 
+from studio.core.errors import ImageError
+
 # The extensions torchvision's ImageFolder accepts, so a folder scans the same here and there, plus
 # GIF: single-frame GIFs are ordinary (palette) images that users do have in their folders.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
@@ -41,6 +43,8 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".
 MAX_PIXELS: int = 89_478_485
 
 RESIZE_RULE = "shorter-side-then-center-crop"
+# How load_for_model decodes before resizing: a JPEG draft at no less than twice the target size.
+DRAFT_RULE = "jpeg-draft-at-least-2x"
 
 # Only decoders for ordinary raster formats run on a user's files; Pillow would otherwise
 # hand a file that merely claims to be an image to plugins such as EPS, which shells out
@@ -68,15 +72,6 @@ _TRANSPOSE = {
 # warnings.catch_warnings swaps process-wide state; two threads entering it at once can leave
 # a filter behind. The guarded region (header parsing only) is short, so a lock costs nothing.
 _WARNINGS_LOCK = threading.Lock()
-
-
-class ImageError(Exception):
-    """A file that cannot become pixels; `reason` is short enough for a table cell."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 def has_image_extension(name: str) -> bool:

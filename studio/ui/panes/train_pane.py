@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.config import ConfigError
+from studio.core.errors import ConfigError
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading
@@ -307,10 +307,15 @@ class TrainPane(QWidget):
 
     @Slot()
     def _refresh_runs(self) -> None:
+        from studio.core.project import ProjectError
+
         try:
             self.run_list.set_runs(self.state.project.runs())
+        except ProjectError as exc:
+            self.banner.show_message(str(exc), "error")
         except (OSError, sqlite3.Error) as exc:
             self.banner.show_message(f"Cannot read the project {self.state.project_dir}: {exc}", "error")
+        self._update_buttons()  # a selected run may have become continuable (its program ended elsewhere)
 
     @Slot(list)
     def _on_runs_selected(self, runs: list) -> None:
