@@ -45,6 +45,7 @@ from studio.core.project import Project, default_project_dir
 from studio.core.rundata import TrainingError, prepare_pixels
 from studio.core.runfiles import read_split, split_counts, write_history, write_report, write_split
 from studio.core.weights import WeightsUnavailable
+from studio.core.words import stage_sentence
 
 
 @dataclass
@@ -177,8 +178,6 @@ class Trainer:
         pending = [st for st in stages if st[2] > self._state.epoch] or stages[-1:]
         model.set_trainable(pending[0][0])
         feature_cache = not cfg.augment.needs_pixels and self.world == 1
-        if pending[0][0] == "head" and feature_cache:
-            notes.append("Backbone frozen and no augmentation: its features are computed once per image.")
         total_params, _ = count_parameters(model)
         self.callbacks.on_run_start(RunStarted(
             run_dir=str(self.run_dir), classes=classes, train_images=len(split_pos["train"]),
@@ -191,14 +190,17 @@ class Trainer:
         self._ctx = dict(cfg=cfg, classes=classes, mean=mean, std=std, device=device, notes=notes,
                          counts=split_counts(rows, classes))
         status = "finished"
-        for stage_name, first, last in stages:
+        for number, (stage_name, first, last) in enumerate(stages, start=1):
             if self._state.epoch >= last:
                 continue
             model.set_trainable(stage_name)
+            self.callbacks.on_status(stage_sentence(
+                number, len(stages), stage_name, count_parameters(model)[1], total_params, pretrained=model.pretrained,
+                backbone_scale=cfg.train.backbone_lr_scale, features_once=stage_name == "head" and feature_cache))
             net, tr, va = model, train_batches, val_batches
             if stage_name == "head" and feature_cache:
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
-                self.callbacks.on_status("Computing backbone features once for the frozen backbone")
+                self.callbacks.on_status("Computing the pretrained part's features once per image")
                 feats = {s: compute_features(model.backbone, pixels(s, False), autocast)
                          for s in ("train", "val") if split_pos[s]}
                 tr = FeatureBatches(feats["train"], train_batches.labels, batch_size=cfg.train.batch_size,

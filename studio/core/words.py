@@ -28,3 +28,25 @@ def fraction(scale: float) -> str:
     if 0 < scale < 1 and abs(1 / scale - round(1 / scale)) < 1e-6:
         return f"1/{round(1 / scale)} of the"
     return f"{scale:g} × the"
+
+
+def stage_sentence(number: int, stages: int, part: str, trainable: int, total: int, *, pretrained: bool,
+                   backbone_scale: float, features_once: bool) -> str:
+    """What learns from now on, said when it starts, so the log never repeats a stage that is over.
+
+    "Stage 2 of 2: all 3.4 million parameters learn now, the pretrained part at 1/10 of the rate."
+    """
+    prefix = f"Stage {number} of {stages}: " if stages > 1 else ""
+    if part == "head":
+        text = (f"only the new last layer learns ({plain_number(trainable)} of {plain_number(total)} parameters); "
+                "the pretrained part stays as it is")
+        if features_once:
+            text += ", so its features are computed once per image and these epochs are quick"
+    elif trainable < total:
+        text = (f"{plain_number(trainable)} of {plain_number(total)} parameters learn (the last block and the new "
+                "layer); the rest keep their pretrained values")
+    else:
+        text = f"all {plain_number(total)} parameters learn" + (" now" if number > 1 else "")
+        if pretrained and backbone_scale != 1:
+            text += f", the pretrained part at {fraction(backbone_scale)} rate"
+    return f"{prefix}{text[:1].upper() if not prefix else text[:1]}{text[1:]}."
