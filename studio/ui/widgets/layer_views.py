@@ -245,11 +245,25 @@ class QtFiltersView(QWidget):
         self.pager.changed.connect(self._show_page)
         top.addWidget(self.pager)
         layout.addLayout(top)
-        self.grid = QtImageGrid(gap=8, framed=True)
+        self.grid = QtImageGrid(gap=8, max_cell=120, framed=True)
         layout.addWidget(self.grid, 1)
         self.legend = QtColourBar(FILTER_CMAP)
         layout.addWidget(self.legend)
-        layout.addWidget(hint("Each filter is scaled on its own, so its pattern is visible whatever its strength."))
+        self.explanation = hint("Each square is one filter of the first layer, enlarged: the small colour and "
+                                "light–dark pattern it looks for in the pixels, each scaled on its own.")
+        layout.addWidget(self.explanation)
+
+    def show_deeper(self) -> None:
+        """Deeper filters are stacks of numbers that do not read as pictures: say where to look instead."""
+        self.tiles = []
+        self.pager.reset(0)
+        self.grid.clear()
+        self.title.setText("")
+        self.legend.hide()
+        self.grid.set_placeholder("Filters deeper than the first layer combine the channels before them and do "
+                                  "not read as pictures. The tab \u201cWhat a channel responds to\u201d shows "
+                                  "what they detect in your training images; \u201cShow the first layer\u201d "
+                                  "shows the filters that look at the pixels.")
 
     def show_layer(self, inspection: Inspection, layer: str) -> None:
         try:
