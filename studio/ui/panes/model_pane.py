@@ -30,6 +30,7 @@ from studio.core.dataset import ScanReport
 from studio.core.layer_words import layers_in_words
 from studio.core.loop import pick_device
 from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
+from studio.core.randomness import seeded_global
 from studio.core.weights import WeightsUnavailable
 from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
@@ -72,8 +73,13 @@ def recommendation(report: ScanReport | None, gpu: bool) -> str:
 
 
 def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
-    """Layer table and parameter counts for the config (runs on a worker thread; no weights are read)."""
-    model = build_model(cfg, n_classes, load_weights=False)
+    """Layer table and parameter counts for the config (runs on a worker thread; no weights are read).
+
+    Built at a fixed seed under the process generator's lock: a run starting meanwhile must not
+    have its first weights changed by this page drawing random numbers.
+    """
+    with seeded_global(0):
+        model = build_model(cfg, n_classes, load_weights=False)
     first_stage = None
     if cfg.pretrained != "none" and cfg.mode == "two-stage":
         model.set_trainable("head")
@@ -92,7 +98,8 @@ def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
 def check_weights(cfg: ModelConfig, n_classes: int) -> tuple[ModelConfig, str, str]:
     """Load the chosen starting weights once, as training will: (config, level, message)."""
     try:
-        model = build_model(cfg, n_classes, load_weights=True)
+        with seeded_global(0):
+            model = build_model(cfg, n_classes, load_weights=True)
     except WeightsUnavailable as exc:
         return cfg, "error", str(exc)
     return cfg, "info", f"Starting weights ready: {model.weights_note}."
