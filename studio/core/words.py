@@ -50,3 +50,25 @@ def stage_sentence(number: int, stages: int, part: str, trainable: int, total: i
         if pretrained and backbone_scale != 1:
             text += f", the pretrained part at {fraction(backbone_scale)} rate"
     return f"{prefix}{text[:1].upper() if not prefix else text[:1]}{text[1:]}."
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(exponent: int) -> str:
+    """"× 10⁻⁴": an axis unit a person reads, instead of matplotlib's "1e-4" offset text."""
+    return f"× 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def axis_scale(values: list[float]) -> tuple[float, str]:
+    """(divisor, unit) so small values such as learning rates read as 1–999 on an axis: (1e-4, "× 10⁻⁴").
+
+    Values from 0.01 up need no unit: (1.0, "").
+    """
+    import math
+
+    peak = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    if peak == 0 or peak >= 0.01:
+        return 1.0, ""
+    exponent = math.floor(math.log10(peak))
+    return 10.0 ** exponent, power_of_ten(exponent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from PySide6.QtWidgets import QTableWidget
 
 from tests.ui.conftest import RUN_TIMEOUT_MS
@@ -37,3 +38,22 @@ def test_layers_read_in_words_and_the_switch_shows_every_pytorch_name(window, qt
     assert all(kind in shown for kind in kinds)
     pane.torch_names.setChecked(False)
     assert "MBConvBlock" not in "\n".join(_cells(pane.layer_table))
+
+
+def test_learning_rate_axis_has_no_offset_label() -> None:
+    from matplotlib.figure import Figure
+
+    from studio.ui.widgets.charts import draw_training
+
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "train_acc": 0.5, "val_acc": 0.4,
+             "lr": lr} for e, lr in ((1, 3e-4), (2, 2e-4), (3, 1e-4))]
+    figure = Figure()
+    info = draw_training([("run", rows)], "", 3, figure)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()
+    ax_lr = figure.axes[2]
+    assert ax_lr.yaxis.get_offset_text().get_text() == ""
+    assert ax_lr.get_title() == "Learning rate (× 10⁻⁴)"
+    assert max(ax_lr.lines[0].get_ydata()) == pytest.approx(3.0)  # plotted in the title's unit
+    assert info["points"][(0, "lr")][0][1] == pytest.approx(3e-4)  # the data itself is unchanged

@@ -1,0 +1,42 @@
+"""Figures a person reads: plain axis units, class names in any script the system has a font for; counts in words."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+from studio.core import fonts
+from studio.core.evaluate import plot_confusion
+from studio.core.words import axis_scale, count, fraction, plain_number, power_of_ten
+
+
+def test_counts_and_units_read_as_words() -> None:
+    assert count(0, "class folder") == "0 class folders" and count(1, "class folder") == "1 class folder"
+    assert count(2, "class", "classes") == "2 classes"
+    assert plain_number(5124) == "5,124" and plain_number(3_376_132) == "3.4 million"
+    assert fraction(0.1) == "1/10 of the" and fraction(1) == "the full"
+    assert power_of_ten(-4) == "× 10⁻⁴"
+    assert axis_scale([3e-4, 1e-4, 2.5e-5]) == (pytest.approx(1e-4), "× 10⁻⁴")
+    assert axis_scale([0.1, 0.05]) == (1.0, "")
+
+
+def test_fallback_fonts_follow_the_default_one() -> None:
+    listed = fonts.use_system_fonts()
+    assert listed[0] == "DejaVu Sans"
+    assert list(listed[1:1 + len(fonts.available_fallbacks())]) == list(fonts.available_fallbacks())
+    assert matplotlib.rcParams["font.family"] == ["sans-serif"]
+    assert fonts.use_system_fonts() == listed  # idempotent
+    assert fonts.missing_glyphs("Latin, Ελληνικά, кириллица") == ""
+
+
+def test_cjk_class_names_draw_when_the_system_has_a_cjk_font(tmp_path) -> None:
+    if not any("CJK" in name or "Hei" in name for name in fonts.available_fallbacks()):
+        pytest.skip("no CJK font on this system (Debian: apt-get install fonts-noto-cjk)")
+    assert fonts.missing_glyphs("組織 咖啡杯") == ""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font" for each box it draws
+        plot_confusion(np.array([[3, 1], [0, 4]]), ["組織 tissue", "咖啡杯"], tmp_path / "cm.png")
+    assert (tmp_path / "cm.png").stat().st_size > 0
