@@ -25,18 +25,30 @@ def test_fallback_fonts_follow_the_default_one() -> None:
     listed = fonts.use_system_fonts()
     assert listed[0] == "DejaVu Sans"
     assert list(listed[1:1 + len(fonts.available_fallbacks())]) == list(fonts.available_fallbacks())
-    assert matplotlib.rcParams["font.family"] == ["sans-serif"]
+    assert matplotlib.rcParams["font.family"][-1] == "sans-serif"
     assert fonts.use_system_fonts() == listed  # idempotent
     assert fonts.missing_glyphs("Latin, Ελληνικά, кириллица") == ""
 
 
+def _drawn(text: str, family: list[str] | None = None) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(1, 1), dpi=50)
+    figure.text(0.1, 0.3, text, fontsize=30, **({"family": family} if family else {}))
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+@pytest.mark.filterwarnings("ignore:Glyph")
 def test_cjk_class_names_draw_when_the_system_has_a_cjk_font(tmp_path) -> None:
     if not any("CJK" in name or "Hei" in name for name in fonts.available_fallbacks()):
         pytest.skip("no CJK font on this system (Debian: apt-get install fonts-noto-cjk)")
     assert fonts.missing_glyphs("組織 咖啡杯") == ""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font" for each box it draws
-        plot_confusion(np.array([[3, 1], [0, 4]]), ["組織 tissue", "咖啡杯"], tmp_path / "cm.png")
+    fonts.use_system_fonts()
+    # DejaVu Sans alone draws "組" and "織" as the same empty box; with the fallback they are two glyphs.
+    assert np.array_equal(_drawn("組", ["DejaVu Sans"]), _drawn("織", ["DejaVu Sans"]))
+    assert not np.array_equal(_drawn("組"), _drawn("織"))
+    plot_confusion(np.array([[3, 1], [0, 4]]), ["組織 tissue", "咖啡杯"], tmp_path / "cm.png")
     assert (tmp_path / "cm.png").stat().st_size > 0

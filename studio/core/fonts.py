@@ -78,7 +78,9 @@ def use_system_fonts() -> tuple[str, ...]:
         wanted = head + [name for name in available_fallbacks() if name not in head]
         if current[:len(wanted)] != wanted:
             matplotlib.rcParams["font.sans-serif"] = wanted + [n for n in current if n not in wanted]
-        matplotlib.rcParams["font.family"] = ["sans-serif"]
+        # Glyph fallback runs through the families named in font.family; the generic "sans-serif"
+        # stands for one font only, so the fallbacks are named there too.
+        matplotlib.rcParams["font.family"] = [*wanted, "sans-serif"]
         return tuple(matplotlib.rcParams["font.sans-serif"])
 
 
