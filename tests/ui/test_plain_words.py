@@ -57,3 +57,13 @@ def test_learning_rate_axis_has_no_offset_label() -> None:
     assert ax_lr.get_title() == "Learning rate (× 10⁻⁴)"
     assert max(ax_lr.lines[0].get_ydata()) == pytest.approx(3.0)  # plotted in the title's unit
     assert info["points"][(0, "lr")][0][1] == pytest.approx(3e-4)  # the data itself is unchanged
+
+
+def test_cpu_advice_does_not_promise_speed_the_second_stage_lacks() -> None:
+    from types import SimpleNamespace
+
+    from studio.ui.panes.model_pane import recommendation
+
+    report = SimpleNamespace(classes=["a", "b"], counts=lambda: {"a": 400, "b": 300})
+    advice = recommendation(report, gpu=False)
+    assert "fastest" not in advice and "Only the new last layer" in advice and "slow" in advice
