@@ -56,7 +56,6 @@ def arch_config(data: Mapping[str, Any]) -> ModelConfig:
     known = {k: v for k, v in data["arch"].items() if k in ModelConfig.__dataclass_fields__}
     arch = ModelConfig(**known)
     arch.pretrained = "none"  # the state dict replaces whatever a pretrained load would give
-    arch.mode = "full"  # what learned while training no longer matters, and "none" + two-stage would not validate
     return arch
 
 
