@@ -45,9 +45,11 @@ PRESET_TEXT = {
 TOGGLES = (
     ("hflip", "Mirror left–right", "chance", "For pictures whose left and right do not matter (most photos).", 50),
     ("vflip", "Mirror top–bottom", "chance", "Only where up and down do not matter: aerial or microscope images.", 50),
-    ("rotation", "Tilt", "degrees", "Rotates by a random angle, up to this many degrees either way.", 10),
+    ("rotation", "Tilt", "degrees", "Rotates by a random angle, up to this many degrees either way; the corners "
+     "are filled with the picture's own mirrored edge, not black.", 10),
     ("rotate90", "Turn by right angles", "switch", "Turns by 0, 90, 180 or 270 degrees: for images with no 'up'.", 0),
-    ("crop_scale", "Zoom in", "keep", "Crops a random part keeping at least this much of the picture.", 70),
+    ("crop_scale", "Zoom in", "keep", "Zooms in on a random part that always holds the middle of the picture, "
+     "keeping at least this much of it.", 70),
     ("color_jitter", "Vary light and colour", "strength", "Random brightness, contrast and saturation changes.", 20),
     ("grayscale", "Sometimes grey", "chance", "Turns some images grey, so colour alone cannot decide.", 10),
     ("erasing", "Hide a patch", "chance", "Covers a random rectangle, so the model looks at the whole object.", 25),
@@ -133,7 +135,9 @@ class AugmentPane(QWidget):
             self.checks[name] = check
             if kind != "switch":
                 spin = QSpinBox()
-                spin.setRange(5 if kind == "keep" else 1, 99 if kind == "keep" else (180 if kind == "degrees" else 100))
+                # A zoom keeps at least half the picture: tighter crops cut the object off.
+                low, high = {"keep": (50, 99), "degrees": (1, 180)}.get(kind, (1, 100))
+                spin.setRange(low, high)
                 spin.setValue(start)
                 spin.setSuffix(SUFFIX[kind])
                 spin.valueChanged.connect(self._on_edited)
