@@ -67,3 +67,28 @@ def test_cpu_advice_does_not_promise_speed_the_second_stage_lacks() -> None:
     report = SimpleNamespace(classes=["a", "b"], counts=lambda: {"a": 400, "b": 300})
     advice = recommendation(report, gpu=False)
     assert "fastest" not in advice and "Only the new last layer" in advice and "slow" in advice
+
+
+def test_help_menu_guide_glossary_project_folder_and_about(window, qtbot) -> None:
+    help_menu = window.help_menu
+    titles = [a.text() for a in help_menu.menu.actions() if a.text()]
+    assert any("Guide" in t for t in titles) and any("Glossary" in t.replace("&", "") for t in titles)
+    help_menu.guide_action.trigger()
+    guide = help_menu.windows["Guide"].text()
+    assert len([line for line in guide.splitlines() if line.strip()]) >= 10
+    for page in ("Data", "Model", "Augment", "Train", "Evaluate", "Predict", "Inspect"):
+        assert page in guide
+    help_menu.glossary_action.trigger()
+    glossary = help_menu.windows["Glossary"].text()
+    for term in ("Epoch", "Validation", "Test", "Augmentation", "Learning rate", "Confusion matrix", "Precision",
+                 "Recall", "Grad-CAM", "Pretrained"):
+        assert term in glossary
+    opened = []
+    help_menu.open_url = opened.append
+    help_menu.folder_action.trigger()
+    assert opened and opened[0].toLocalFile() == str(window.state.project_dir)
+    help_menu.about_action.trigger()
+    about = help_menu.windows["About"].text()
+    assert "torch" in about and "PySide6" in about and "Computing device" in about
+    for win in help_menu.windows.values():
+        win.close()
