@@ -92,3 +92,22 @@ def test_help_menu_guide_glossary_project_folder_and_about(window, qtbot) -> Non
     assert "torch" in about and "PySide6" in about and "Computing device" in about
     for win in help_menu.windows.values():
         win.close()
+
+
+def _controls_without_tooltip(window, kinds) -> list[str]:
+    missing = []
+    for pane in window.panes:
+        for kind in kinds:
+            for widget in pane.findChildren(kind):
+                if widget.objectName().startswith("qt_"):  # Qt's own parts: a spin box's editor, a table corner
+                    continue
+                if not widget.toolTip().strip():
+                    label = widget.text() if hasattr(widget, "text") and callable(widget.text) else ""
+                    missing.append(f"{type(pane).__name__}: {type(widget).__name__} {label!r}")
+    return missing
+
+
+def test_every_button_switch_slider_and_text_field_says_what_it_does(window) -> None:
+    from PySide6.QtWidgets import QAbstractButton, QLineEdit, QSlider
+
+    assert _controls_without_tooltip(window, (QAbstractButton, QSlider, QLineEdit)) == []

@@ -115,6 +115,8 @@ class AugmentPane(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Preset"))
         self.preset_combo = QComboBox()
+        self.preset_combo.setToolTip("A ready mix of random changes for a kind of picture; choose the one like "
+                                     "your images, then adjust the switches below if needed")
         for name in (*AUGMENT_PRESETS, "custom"):
             self.preset_combo.addItem(PRESET_TEXT[name][0], name)
         self.preset_combo.currentIndexChanged.connect(self._on_preset_chosen)
@@ -130,6 +132,7 @@ class AugmentPane(QWidget):
         self.strengths: dict[str, QSpinBox] = {}
         for i, (name, label, kind, explanation, start) in enumerate(TOGGLES):
             check = QCheckBox(label)
+            check.setToolTip(explanation)
             check.toggled.connect(self._on_edited)
             grid.addWidget(check, 2 * i, 0)
             self.checks[name] = check
@@ -140,6 +143,7 @@ class AugmentPane(QWidget):
                 spin.setRange(low, high)
                 spin.setValue(start)
                 spin.setSuffix(SUFFIX[kind])
+                spin.setToolTip(f"{label}: {explanation} Watch the preview: the class must stay recognisable.")
                 spin.valueChanged.connect(self._on_edited)
                 grid.addWidget(spin, 2 * i, 1)
                 self.strengths[name] = spin

@@ -43,6 +43,8 @@ class QtPager(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         self.back = QPushButton("◀")
         self.forward = QPushButton("▶")
+        self.back.setToolTip(f"The previous {what}")
+        self.forward.setToolTip(f"The next {what}")
         self.label = QLabel()
         for b, step in ((self.back, -1), (self.forward, 1)):
             b.setFixedWidth(34)
@@ -303,6 +305,8 @@ class QtCamView(QWidget):
         top.addWidget(QLabel("Evidence for class:"))
         self.class_combo = QComboBox()
         self.class_combo.setMinimumContentsLength(24)
+        self.class_combo.setToolTip("The class whose evidence is shown: the predicted one first, then the others "
+                                    "by probability")
         self.class_combo.currentIndexChanged.connect(self._on_class)
         top.addWidget(self.class_combo)
         top.addSpacing(12)
@@ -311,6 +315,7 @@ class QtCamView(QWidget):
         self.opacity.setRange(10, 90)
         self.opacity.setValue(45)
         self.opacity.setFixedWidth(140)
+        self.opacity.setToolTip("How strongly the heat map covers the image")
         self.opacity.valueChanged.connect(self.opacity_changed)
         top.addWidget(self.opacity)
         top.addStretch(1)
