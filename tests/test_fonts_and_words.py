@@ -52,3 +52,17 @@ def test_cjk_class_names_draw_when_the_system_has_a_cjk_font(tmp_path) -> None:
     assert not np.array_equal(_drawn("組"), _drawn("織"))
     plot_confusion(np.array([[3, 1], [0, 4]]), ["組織 tissue", "咖啡杯"], tmp_path / "cm.png")
     assert (tmp_path / "cm.png").stat().st_size > 0
+
+
+def test_cli_reaches_the_backbone_rate_first_stage_and_one_gpu(tmp_path) -> None:
+    from studio.cli import _config_from_args, build_parser
+    from studio.core.config import ConfigError
+
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--backbone-lr-scale", "0.25",
+                                      "--head-epochs", "3", "--device", "cuda:1"])
+    cfg = _config_from_args(args)
+    assert (cfg.train.backbone_lr_scale, cfg.train.head_epochs, cfg.train.device) == (0.25, 3, "cuda:1")
+    cfg.train.validate()
+    cfg.train.device = "gpu"
+    with pytest.raises(ConfigError, match="train.device"):
+        cfg.train.validate()

@@ -113,3 +113,25 @@ def test_every_button_switch_slider_and_text_field_says_what_it_does(window) -> 
     from PySide6.QtWidgets import QAbstractButton, QLineEdit, QSlider
 
     assert _controls_without_tooltip(window, (QAbstractButton, QSlider, QLineEdit)) == []
+
+
+def test_device_and_advanced_settings_reach_the_config(window, qtbot) -> None:
+    from studio.core.devices import device_choices
+
+    options = window.panes[3].options
+    keys = [options.device_combo.itemData(i) for i in range(options.device_combo.count())]
+    assert keys == [key for key, _ in device_choices()] and keys[:2] == ["auto", "cpu"]
+    assert "bfloat16" in options.device_combo.itemText(1) or "32-bit" in options.device_combo.itemText(1)
+    options.device_combo.setCurrentIndex(keys.index("cpu"))
+    assert window.state.config.train.device == "cpu"
+    assert not options.advanced.isVisibleTo(options)
+    options.fold.setChecked(True)
+    assert options.advanced.isVisibleTo(options)
+    options.spins["backbone_lr_scale"].setValue(0.25)
+    options.spins["label_smoothing"].setValue(0.1)
+    options.spins["grad_clip"].setValue(2.0)
+    train = window.state.config.train
+    assert (train.backbone_lr_scale, train.label_smoothing, train.grad_clip) == (0.25, 0.1, 2.0)
+    train.validate()
+    window.state.update("train", weight_decay=0.02, warmup_epochs=3.0)  # elsewhere (a loaded recipe): shown here
+    assert options.spins["weight_decay"].value() == 0.02 and options.spins["warmup_epochs"].value() == 3.0

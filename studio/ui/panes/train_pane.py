@@ -26,6 +26,7 @@ from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading
 from studio.ui.widgets.recipe_form import QtRecipeForm
 from studio.ui.widgets.run_list import QtRunList, run_label
+from studio.ui.widgets.run_options import QtRunOptions
 from studio.ui.workers import QtWorkerThread, TrainWorker
 
 PAGE_OF_FIELD = {"data": "Data", "augment": "Augment", "model": "Model", "train": "Train"}
@@ -77,6 +78,8 @@ class TrainPane(QWidget):
         lv.setContentsMargins(0, 0, 6, 0)
         self.recipe = QtRecipeForm(self.state)
         lv.addWidget(self.recipe)
+        self.options = QtRunOptions(self.state)
+        lv.addWidget(self.options)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
