@@ -46,8 +46,8 @@ class QtExportBox(QGroupBox):
         self.format_combo = QComboBox()
         for key, text in FORMATS:
             self.format_combo.addItem(text, key)
-        self.format_combo.setToolTip("The file format for other programs: TorchScript for Python and C++ with "
-                                     "PyTorch, ONNX for most other tools. Resizing and normalization are inside.")
+        self.format_combo.setToolTip("The file format for other programs: ONNX for most tools and languages, "
+                                     ".pt2 for PyTorch programs. Resizing and normalization are inside the file.")
         row.addWidget(self.format_combo)
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save this run's best model as a file another program can use")
