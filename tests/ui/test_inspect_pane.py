@@ -51,7 +51,7 @@ def test_a_request_through_the_state_shows_the_image_and_its_layers(qtbot, pane:
     assert ins.top(3) == expected.top(3)
     # In words by default: the blocks, the summary and the decision, the first block shown.
     assert pane.tree.names() == [r.layer for r in pane.words] and pane.layer == "backbone.block1"
-    assert pane.tree.currentItem().text(0).startswith("Block 1 — 8 pattern detectors")
+    assert pane.tree.currentItem().text(0) == "Block 1 — 8 detectors, each at 12 × 12 positions"
     pane.torch_names.setChecked(True)
     assert pane.tree.names() == [info.name for info in ins.layers]
     assert pane.layer == "backbone.block1"  # kept across the switch

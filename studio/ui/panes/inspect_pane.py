@@ -208,6 +208,7 @@ class InspectPane(ModelPaneMixin, QWidget):
         self.tabs = QTabWidget()
         self.maps_view = QtFeatureMapsView()
         self.filters_view = QtFiltersView()
+        self.maps_view.title_for = self.filters_view.title_for = self.layer_title
         self.filters_view.first_layer_requested.connect(self._on_first_layer)
         self.cam_view = QtCamView()
         self.cam_view.class_changed.connect(self._request_cam)
@@ -405,9 +406,15 @@ class InspectPane(ModelPaneMixin, QWidget):
             self._patches_for = None
             self.patches_view.show_waiting(error)
             return
-        row = next((r for r in self.words if r.layer == layer), None)
-        title = row.title if row is not None and not self.torch_names.isChecked() else layer
-        self.patches_view.show_result(result, pixels, title)
+        self.patches_view.show_result(result, pixels, self.layer_title(layer))
+
+    def layer_title(self, name: str) -> str:
+        """"Block 2" while the list is in words (for the first convolution inside a block too), else the name."""
+        if self.torch_names.isChecked():
+            return name
+        row = next((r for r in self.words if not r.is_stage and (r.layer == name or any(
+            name == m or name.startswith(f"{m}.") for m in r.modules))), None)
+        return row.title if row is not None else name
 
     # ------------------------------------------------------------------------------------ Grad-CAM
 

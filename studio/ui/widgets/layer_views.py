@@ -80,6 +80,7 @@ class QtFeatureMapsView(QWidget):
         super().__init__(parent)
         self.inspection: Inspection | None = None
         self.layer = ""
+        self.title_for = lambda name: name  # the pane shows "Block 2" in words, the module name otherwise
         self.maps: FeatureMaps | None = None
         self.selected = -1  # index into maps.maps (display order)
         layout = QHBoxLayout(self)
@@ -139,8 +140,8 @@ class QtFeatureMapsView(QWidget):
             self.grid.clear()
             size = math.prod(info.output_shape)
             self.grid.set_placeholder(
-                f"{layer} ({info.kind}) gives {size:,} numbers, not images: it comes after the spatial layers "
-                "(e.g. the classifier). Choose a layer higher in the list to see maps.")
+                f"{self.title_for(layer)} gives {size:,} numbers, not images: it comes after the layers that keep "
+                "a map of the picture. Choose a block higher in the list to see maps.")
             self.scale.hide()
             self._clear_detail()
             return
@@ -195,7 +196,8 @@ class QtFeatureMapsView(QWidget):
                                                   MAP_CMAP), smooth=True)
         else:
             self.detail.set_array(colourize(values, MAP_CMAP), smooth=False)
-        self.detail_label.setText(f"<b>Channel {channel}</b> of {self.layer}<br>{h}×{w} map, mean activation "
+        self.detail_label.setText(f"<b>Channel {channel}</b> of {self.title_for(self.layer)}<br>{h}×{w} map, "
+                                  f"mean activation "
                                   f"{mean:.3g}")
 
 
@@ -233,6 +235,7 @@ class QtFiltersView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.tiles: list[np.ndarray] = []
+        self.title_for = lambda name: name
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -279,7 +282,7 @@ class QtFiltersView(QWidget):
             self.legend.hide()
             return
         self.tiles, what = filter_tiles(weights)
-        self.title.setText(f"<b>{layer}</b>: {what}")
+        self.title.setText(f"<b>{self.title_for(layer)}</b>: {what}")
         self.legend.setVisible(weights.shape[1] != 3)
         self.legend.set_scale(-1, 1, "weight: negative · zero · positive", "−", "+")
         self.pager.reset(len(self.tiles))
