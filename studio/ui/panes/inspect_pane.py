@@ -214,7 +214,7 @@ class InspectPane(ModelPaneMixin, QWidget):
         self.cam_view.class_changed.connect(self._request_cam)
         self.cam_view.opacity_changed.connect(self._redraw_cam)
         self.tabs.addTab(self.maps_view, "Feature maps")
-        self.tabs.addTab(self.filters_view, "Learned filters")
+        self.tabs.addTab(self.filters_view, "First-layer filters")
         self.tabs.addTab(self.cam_view, "Where it looks (Grad-CAM)")
         self.patches_view = QtTopPatchesView()
         self.patches_view.requested.connect(self._request_patches)

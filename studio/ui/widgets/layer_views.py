@@ -265,6 +265,7 @@ class QtFiltersView(QWidget):
         self.grid.clear()
         self.title.setText("")
         self.legend.hide()
+        self.explanation.hide()
         self.grid.set_placeholder("Filters deeper than the first layer combine the channels before them and do "
                                   "not read as pictures. The tab \u201cWhat a channel responds to\u201d shows "
                                   "what they detect in your training images; \u201cShow the first layer\u201d "
@@ -281,6 +282,7 @@ class QtFiltersView(QWidget):
             self.title.setText("")
             self.legend.hide()
             return
+        self.explanation.setVisible(weights.shape[1] == 3)
         self.tiles, what = filter_tiles(weights)
         self.title.setText(f"<b>{self.title_for(layer)}</b>: {what}")
         self.legend.setVisible(weights.shape[1] != 3)

@@ -83,6 +83,8 @@ class QtRunOptions(QWidget):
             spin.setSingleStep(step)
             spin.setSuffix(suffix)
             spin.setToolTip(tip)
+            if name in ("label_smoothing", "grad_clip", "warmup_epochs"):
+                spin.setSpecialValueText("off")  # shown at 0
             spin.valueChanged.connect(self._on_edited)
             form.addRow(label, spin)
             self.spins[name] = spin
