@@ -64,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, metavar="FRACTION", help="share of images for validation (default 0.2)")
     p.add_argument("--test", type=float, metavar="FRACTION", help="share of images held out for a final test")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", metavar="auto|cpu|cuda|cuda:N|mps", help="where to train (default: automatic)")
+    p.add_argument("--backbone-lr-scale", type=float, metavar="FACTOR",
+                   help="a pretrained backbone learns at the learning rate times this (default 0.1)")
+    p.add_argument("--head-epochs", type=int, metavar="EPOCHS",
+                   help="two-stage mode: epochs in which only the new last layer learns (default 2)")
     p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -113,6 +117,7 @@ def _config_from_args(args: argparse.Namespace):
         "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
         "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
         "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
+        "backbone_lr_scale": ("train", "backbone_lr_scale"), "head_epochs": ("train", "head_epochs"),
         "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
     }
     for arg, (section, key) in mapping.items():

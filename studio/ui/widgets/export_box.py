@@ -50,8 +50,11 @@ class QtExportBox(QGroupBox):
         self.format_combo = QComboBox()
         for key, text in FORMATS:
             self.format_combo.addItem(text, key)
+        self.format_combo.setToolTip("The file format for other programs: ONNX for most tools and languages, "
+                                     ".pt2 for PyTorch programs. Resizing and normalization are inside the file.")
         row.addWidget(self.format_combo)
         self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save this run's best model as a file another program can use")
         self.export_button.clicked.connect(self._on_export)
         row.addWidget(self.export_button)
         self.status = QLabel("")
