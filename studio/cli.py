@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from studio import cli_model
-from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
+from studio.core.config import (
+    AUGMENT_PRESETS,
+    FAMILIARITY_SPACES,
+    IMBALANCE,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TRANSFER_MODES,
+)
 
 
 def _architectures() -> list[str]:
@@ -66,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the 'unlike the training images' limit lets pass (default 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES,
+                   help="features the familiarity is measured in: auto (default), network or reference")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -112,6 +124,7 @@ def _config_from_args(args: argparse.Namespace):
         "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
         "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
         "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
+        "familiar_share": ("train", "familiar_share"), "familiarity_space": ("train", "familiarity_space"),
         "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
     }
     for arg, (section, key) in mapping.items():
@@ -178,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from studio.core.predict import Predictor, expand_inputs, write_csv
+    from studio.core.predict import Predictor, expand_inputs, to_json, write_csv
 
     if args.top_k < 1:
         raise CliError("--top-k: must be 1 or more")
@@ -187,19 +200,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise CliError(f"no image files found in {', '.join(args.inputs)}")
     predictions = []
+    quiet = args.json or args.csv
+    if not quiet and predictor.familiarity is None:
+        print("note: this model predates the familiarity check; every verdict is 'unavailable' "
+              "(retrain to get one)", file=sys.stderr)
     for p in predictor.predict_paths(files, top_k=args.top_k):
         predictions.append(p)
-        if not args.json and not args.csv:
-            if p.error:
-                print(f"{p.path}: unusable — {p.error}")
-            else:
-                print(f"{p.path}: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top))
+        if not quiet:
+            print(_predict_line(p))
     if args.csv:
         write_csv(predictions, args.csv, args.top_k)
-        print(f"wrote {len(predictions)} rows to {args.csv}")
+        flagged = sum(1 for p in predictions if p.unfamiliar)
+        print(f"wrote {len(predictions)} rows to {args.csv}"
+              + (f" ({flagged} not like the training images)" if flagged else ""))
     if args.json:
-        print(json.dumps([{"path": p.path, "top": p.top, "error": p.error} for p in predictions], indent=2))
+        print(json.dumps([to_json(p) for p in predictions], indent=2))
     return 1 if all(p.error for p in predictions) else 0
+
+
+def _predict_line(p: Any) -> str:
+    from studio.core.predict import UNFAMILIAR_MESSAGE
+
+    if p.error:
+        return f"{p.path}: unusable — {p.error}"
+    classes = ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top)
+    if p.unfamiliar:
+        return f"{p.path}: UNFAMILIAR (score {p.score:.2f}) — {UNFAMILIAR_MESSAGE}; its guess: {classes}"
+    if p.unfamiliar is None:
+        return f"{p.path}: {classes}"
+    return f"{p.path}: {classes} (familiar, score {p.score:.2f})"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

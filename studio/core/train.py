@@ -215,6 +215,12 @@ class Trainer:
         if (self.run_dir / "best.pt").exists():
             best = load_checkpoint(self.run_dir / "best.pt")
             model.load_state_dict(best["state_dict"])
+        if dist.is_main():
+            from studio.core.trust_fit import fit_after_training
+
+            fit_after_training(model=model, batches=lambda s: pixels(s, False), split=split_pos, rows=rows,
+                               root=report.root, run_dir=self.run_dir, config=cfg, project_folder=project.folder,
+                               callbacks=self.callbacks, should_stop=self.stop)
         test_acc = None
         if split_pos["test"]:
             stats, _ = evaluate(model, pixels("test", False), plain_loss, autocast=contextlib.nullcontext)
