@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from studio.core.atomic import write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from studio.core.trust import stored_temperature
 
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -59,15 +60,16 @@ class Preprocess(nn.Module):
 
 
 class PackagedClassifier(nn.Module):
-    """Preprocess → network → softmax: one module, one way to call it."""
+    """Preprocess → network → softmax at the run's temperature: one module, one way to call it."""
 
-    def __init__(self, preprocess: nn.Module, network: nn.Module) -> None:
+    def __init__(self, preprocess: nn.Module, network: nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
         self.preprocess = preprocess
         self.network = network
+        self.register_buffer("temperature", torch.tensor(float(temperature), dtype=torch.float32))
 
     def forward(self, images: Tensor) -> Tensor:
-        return torch.softmax(self.network(self.preprocess(images)), dim=1)
+        return torch.softmax(self.network(self.preprocess(images)) / self.temperature, dim=1)
 
 
 class _OnnxPreprocess(Preprocess):
@@ -128,7 +130,9 @@ def _write_sidecar(data: dict[str, Any], out: Path, fmt: str, dtype: str) -> Pat
             "channels": "RGB",
         },
         "output": {"name": "probabilities", "shape": f"[N, {len(data['classes'])}]",
-                   "meaning": "softmax probabilities, in the order of 'classes'"},
+                   "meaning": "calibrated softmax probabilities (logits divided by 'temperature'), "
+                              "in the order of 'classes'"},
+        "temperature": float(data.get("temperature", 1.0)),
         "inside": {
             "resize": "shorter side to image_size, antialiased bilinear, centre crop, rounded to 0..255",
             "image_size": int(pre["image_size"]),
@@ -182,7 +186,7 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
         with _quiet():
             traced = torch.jit.trace(network, (_normalized(data),), check_trace=False)
             preprocess = Preprocess(pre["image_size"], pre["mean"], pre["std"])
-            torch.jit.script(PackagedClassifier(preprocess, traced)).save(str(tmp))
+            torch.jit.script(PackagedClassifier(preprocess, traced, stored_temperature(data))).save(str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"TorchScript export of {data['arch'].get('arch', 'this model')} failed: "
@@ -212,7 +216,8 @@ def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = No
     data = _load(source)
     path = _target(source, out, "onnx")
     pre = data["preprocessing"]
-    packaged = PackagedClassifier(_OnnxPreprocess(pre["image_size"], pre["mean"], pre["std"]), _network(data)).eval()
+    packaged = PackagedClassifier(_OnnxPreprocess(pre["image_size"], pre["mean"], pre["std"]), _network(data),
+                                  stored_temperature(data)).eval()
     example = _example(data, batch=2)
     example = example if input_dtype == "uint8" else example.float()
     # A non-square example, so nothing size-specific can hide behind a square shortcut.
