@@ -132,8 +132,9 @@ def test_damaged_familiarity_is_refused_in_one_line(run: tuple[Path, Path], tmp_
 
 def test_calibrated_probabilities_are_what_predictions_carry(run: tuple[Path, Path]) -> None:
     run_dir, tmp = run
-    predictor = Predictor(run_dir)
-    assert predictor.temperature != 1.0
+    data = load_checkpoint(run_dir)
+    data["temperature"] = 2.5
+    predictor = Predictor(data)
     image = sorted((tmp / "data" / "blue").glob("*.png"))[0]
     pixels = predictor.pixels(Image.open(image))[None]
     raw = torch.softmax(predictor.logits(pixels), 1)[0]

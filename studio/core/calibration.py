@@ -22,9 +22,7 @@ import torch.nn.functional as F
 
 from studio.core.atomic import write_with
 
-# Below T_MIN a validation set the model gets all right would push the temperature toward zero and every
-# answer to 100 %: a few lucky images must not make the model that sure. Above T_MAX the logits are broken.
-T_MIN, T_MAX = 0.25, 20.0
+T_MIN, T_MAX = 0.1, 20.0  # beyond these the logits are broken, not mis-scaled
 ECE_BINS = 15
 
 
@@ -43,6 +41,14 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         return 1.0
     z = logits.detach().double()
     y = labels.long()
+    if bool((z.argmax(1) == y).all()):
+        # Every validation answer right: the likelihood keeps rising as the temperature falls toward zero,
+        # which would turn every answer into 100 %. A few lucky images are no reason to sharpen; only soften.
+        return max(_search(z, y), 1.0)
+    return _search(z, y)
+
+
+def _search(z: torch.Tensor, y: torch.Tensor) -> float:
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 

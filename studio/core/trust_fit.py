@@ -78,3 +78,47 @@ def _fit(model, batches, split, rows, root, config, project_folder, callbacks, s
                     train_features=space_feats["train"], train_labels=labels["train"],
                     val_features=space_feats.get("val"), share=config.train.familiar_share, space=space)
     return fit, space_feats["train"]
+
+
+def refit_run(run_dir: str | Path, *, space: str | None = None, share: float | None = None,
+              project_folder: str | Path | None = None, callbacks: Callback | None = None) -> TrustFit:
+    """Fit (again) for a finished run from its split.csv: for runs made before this existed, or another space.
+
+    The images are read again from the run's data folder, exactly as prediction reads them.
+    """
+    from studio.core.callbacks import CallbackList
+    from studio.core.evaluate import EvaluationError, _read_config
+    from studio.core.loop import PixelBatches
+    from studio.core.predict import Predictor
+    from studio.core.runfiles import read_split
+
+    run = Path(run_dir)
+    config = RunConfig.from_dict(_read_config(run))
+    if space is not None:
+        config.train.familiarity_space = space
+    if share is not None:
+        config.train.familiar_share = share
+    config.train.validate()
+    predictor = Predictor(run)
+    root = Path(config.data.root)
+    rows = [r for r in read_split(run) if r[1] in predictor.classes and r[2] in ("train", "val")]
+    if not root.is_dir() or not rows:
+        raise EvaluationError(f"{run}: the run's training images in {root} are needed and are not there")
+    from studio.core.cache import build_cache
+
+    cache = build_cache(root, [r[0] for r in rows], predictor.image_size)
+    split = {s: [i for i, r in enumerate(rows) if r[2] == s and i not in cache.failures] for s in ("train", "val")}
+    labels = torch.tensor([predictor.classes.index(r[1]) for r in rows])
+
+    def batches(s: str) -> PixelBatches:
+        pos = torch.tensor(split[s], dtype=torch.long)
+        return PixelBatches(cache, pos, labels[pos], batch_size=64, mean=predictor.mean, std=predictor.std,
+                            device=torch.device("cpu"))
+
+    folder = Path(project_folder) if project_folder else run.parent.parent
+    fit = fit_after_training(model=predictor.model, batches=batches, split=split, rows=rows, root=root,
+                             run_dir=run, config=config, project_folder=folder,
+                             callbacks=callbacks or CallbackList([]))
+    if fit is None:
+        raise EvaluationError(f"{run}: the familiarity check could not be fitted")
+    return fit
