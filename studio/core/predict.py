@@ -116,13 +116,33 @@ class Predictor:
     def assess(self, pixels: torch.Tensor, images: Sequence[Callable[[], Image.Image]], paths: Sequence[str],
                top_k: int) -> list[Prediction]:
         """Calibrated top-k, score and verdict for a batch; `images` give the pictures for a reference space."""
+        return self.assess_with_features(pixels, images, paths, top_k)[0]
+
+    def assess_with_features(self, pixels: torch.Tensor, images: Sequence[Callable[[], Image.Image]],
+                             paths: Sequence[str], top_k: int) -> tuple[list[Prediction], torch.Tensor | None]:
+        """As `assess`, with the features the verdict was measured in (None without a verdict): for "nearest"."""
         features, logits = self.features_and_logits(pixels)
         probs = torch.softmax(logits / self.temperature, dim=1)
         scores: list[float | None] = [None] * len(paths)
+        measured = None
         if self.familiarity is not None:
-            scores = self.familiarity.score(self.familiarity_features(features, images)).tolist()
+            measured = self.familiarity_features(features, images)
+            scores = self.familiarity.score(measured).tolist()
         return [Prediction(path, self._top(p, top_k), score=s, unfamiliar=None if s is None else bool(s > 1.0))
-                for path, p, s in zip(paths, probs, scores)]
+                for path, p, s in zip(paths, probs, scores)], measured
+
+    def explain(self, path: str | Path, run_dir: str | Path, k: int = 6, top_k: int = 5
+                ) -> tuple[Prediction, list[Any]]:
+        """One file's prediction and the k training images nearest to it in the verdict's feature space.
+
+        The neighbours are what the verdict compared the image to, so a user sees why it was (or was
+        not) called unlike the training images. [] for a model without a verdict or a run without them.
+        """
+        from studio.core.trust import nearest
+
+        pixels = to_tensor(load_for_model(path, self.image_size))[None]
+        [prediction], measured = self.assess_with_features(pixels, [partial(load_rgb, path)], [str(path)], top_k)
+        return prediction, ([] if measured is None else nearest(run_dir, measured[0], k))
 
     def _top(self, probs: torch.Tensor, k: int) -> list[tuple[str, float]]:
         values, idx = probs.topk(min(k, len(self.classes)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from studio.core.predict import UNFAMILIAR_MESSAGE
+from studio.ui.panes.inspect_pane import NEAREST_TAB, InspectPane
 from studio.ui.panes.predict_pane import SINGLE, TABLE, PredictPane
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.prediction_table import VERDICT
@@ -74,3 +75,28 @@ def test_table_filters_to_unfamiliar_rows_and_the_csv_carries_the_column(qtbot, 
         table = list(csv.DictReader(fh))
     assert {r["file"] for r in table if r["unfamiliar"] == "yes"} == flagged
     assert all(float(r["unfamiliar_score"]) > 1 for r in table if r["unfamiliar"] == "yes")
+
+
+@pytest.fixture
+def inspect_pane(qtbot, trained):
+    view = InspectPane(QtStudioState(project_dir=trained.project))
+    qtbot.addWidget(view)
+    view.resize(1100, 700)
+    yield view
+    dispose(view)
+
+
+def test_inspect_shows_the_nearest_training_images_of_an_unfamiliar_image(qtbot, inspect_pane, trained,
+                                                                          tmp_path: Path) -> None:
+    view = inspect_pane
+    odd = sorted(stripes(tmp_path / "odd", n=2).glob("*.png"))[0]
+    with qtbot.waitSignal(view.inspection_changed, timeout=30_000):
+        view.state.request_inspect(trained.run, str(odd))
+    assert view.tabs.currentIndex() == NEAREST_TAB
+    assert view.answer_label.text().startswith("Not like the training images")
+    near = view.neighbours
+    assert not near.banner.isHidden() and UNFAMILIAR_MESSAGE in near.banner.label.text()
+    assert near.images.count() == 8
+    labels = {near.images.item(i).text().split("\n")[0] for i in range(near.images.count())}
+    assert labels <= {"red", "green", "blue"}
+    assert all(not near.images.item(i).icon().isNull() for i in range(near.images.count()))
