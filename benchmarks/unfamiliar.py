@@ -82,7 +82,12 @@ def split_digits(folder: Path) -> tuple[Path, Path]:
     return train_dir, test_dir
 
 
-def train(data: Path, project: Path, kind: str, epochs: int) -> Path:
+def train(data: Path, project: Path, kind: str, epochs: int, reuse: bool = False) -> Path:
+    if reuse:  # a run of an earlier invocation, e.g. to measure a feature space installed since
+        done = sorted((project / "runs").glob(f"*-{data.name}-{kind}"))
+        if done and (done[-1] / "best.pt").is_file():
+            print(f"  reusing {done[-1].name}", flush=True)
+            return done[-1]
     cfg = RunConfig()
     cfg.data.root = str(data)
     cfg.name = f"{data.name}-{kind}"
@@ -147,6 +152,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer epochs and images (a smoke test)")
     parser.add_argument("--only", choices=("custom", "pretrained"))
     parser.add_argument("--foreign", type=int, default=400, help="foreign images per direction")
+    parser.add_argument("--reuse", action="store_true", help="measure the runs of an earlier invocation again")
     args = parser.parse_args()
     torch.manual_seed(0)
     work = Path(args.work)
@@ -170,7 +176,7 @@ def main() -> None:
                 ("photo model, shown digits", photo_train, photo_test, digit_sample, True),
                 ("digits model, shown photo crops", digit_train, digit_test, photo_sample, False)):
             print(f"{name} — {kind}", flush=True)
-            run_dir = train(data, work / "project", kind, epochs)
+            run_dir = train(data, work / "project", kind, epochs, args.reuse)
             chosen = Predictor(run_dir).space
             for space in spaces:
                 if space != Predictor(run_dir).space:

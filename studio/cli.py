@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("calibrate", help="fit a finished run's confidence calibration and its 'unlike the "
+                       "training images' check again (for runs made before they existed, or another setting)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the limit lets pass (default: the run's, 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES)
+
     p = sub.add_parser("sample", help="draw the built-in sample data set (4 shape classes) into a folder")
     p.add_argument("folder", nargs="?", metavar="DIR", help="where to write it (default: the user cache)")
     p.add_argument("--per-class", type=int, default=60)
@@ -231,6 +238,19 @@ def _predict_line(p: Any) -> str:
     return f"{p.path}: {classes} (familiar, score {p.score:.2f})"
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from studio.cli_console import ConsoleCallback
+    from studio.core.trust import SPACE_WORDS
+    from studio.core.trust_fit import refit_run
+
+    fit = refit_run(args.run_dir, space=args.familiarity_space, share=args.familiar_share,
+                    callbacks=ConsoleCallback(quiet=True))
+    print(f"temperature {fit.temperature:.3f}; calibration error on validation {100 * fit.before.ece:.1f}% -> "
+          f"{100 * fit.after.ece:.1f}%; familiarity measured in {SPACE_WORDS[fit.familiarity.space]}, "
+          f"limit set so {100 * fit.familiarity.share:.0f}% of validation images pass")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from studio.core.project import Project, default_project_dir
 
@@ -281,7 +301,8 @@ def cmd_window(args: argparse.Namespace) -> int:
     return run_app(args.folder)
 
 
-COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample,
+            "calibrate": cmd_calibrate}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
 
 

@@ -169,3 +169,23 @@ def test_nearest_training_images_come_from_the_run(run: tuple[Path, Path]) -> No
     near = nearest(run_dir, features[0], k=4)
     assert len(near) == 4 and near[0].similarity >= near[-1].similarity
     assert sum(n.label == "green" for n in near) >= 3
+
+
+def test_calibrate_gives_an_older_run_its_verdict(run: tuple[Path, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    old_run = tmp_path / "proj" / "runs" / "old"
+    shutil.copytree(run[0], old_run)
+    data = load_checkpoint(old_run)
+    for key in ("temperature", "familiarity", "calibration", "path"):
+        data.pop(key)
+    save_checkpoint(data, old_run / "best.pt")
+    assert Predictor(old_run).familiarity is None
+    assert main(["calibrate", str(old_run), "--familiar-share", "0.9"]) == 0
+    assert "temperature" in capsys.readouterr().out
+    predictor = Predictor(old_run)
+    assert predictor.familiarity is not None and predictor.familiarity.share == 0.9
+    assert main(["calibrate", str(tmp_path / "nowhere")]) != 0
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "Traceback" not in err

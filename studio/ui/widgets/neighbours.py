@@ -64,14 +64,16 @@ class QtNeighbours(QWidget):
             self.banner.show_message(f"⚠ {UNFAMILIAR_MESSAGE}. Even the nearest training images below are far "
                                      f"from it (unfamiliarity {prediction.score:.1f}; above 1 is unlike).", "warning")
         how = SPACE_WORDS.get(space, space)
-        self.caption.setText(f"The training images most like this one, compared by {how}. "
-                             "Similarity 100% would be the same picture." if rows else
+        # No similarity figure under the pictures: features of very different images still point in
+        # similar directions, so "96 % similar" next to a digit and a photograph would mislead.
+        self.caption.setText(f"The training images most like this one, nearest first, compared by {how}. "
+                             "Their class is written under each." if rows else
                              "The run kept no list of its training images to compare with.")
-        for n, thumb in rows:
-            item = QListWidgetItem(f"{n.label}\n{100 * max(n.similarity, 0.0):.0f}% similar")
+        for rank, (n, thumb) in enumerate(rows, 1):
+            item = QListWidgetItem(f"{n.label}\nnearest #{rank}")
             if thumb is not None:
                 item.setIcon(array_to_pixmap(thumb))
-            item.setToolTip(str(Path(root, *n.path.split("/"))))
+            item.setToolTip(f"{Path(root, *n.path.split('/'))}\nclass: {n.label}")
             self.images.addItem(item)
 
     def clear(self) -> None:
