@@ -27,7 +27,7 @@ from studio.core.config import (
 
 
 def _architectures() -> list[str]:
-    from studio.core.models import list_architectures
+    from studio.core.architectures import list_architectures  # torch-free: `--help` stays fast
 
     return list_architectures()
 
@@ -165,6 +165,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+# What `train --resume` accepts besides the run folder; every other option is refused by name.
+_RESUME_OPTIONS = {"command", "folder", "resume", "project", "epochs", "json", "quiet"}
+
+
+def _resume_epochs(args: argparse.Namespace) -> int | None:
+    """A resumed run keeps its own settings: --epochs trains it further, anything else is refused, never ignored."""
+    given = sorted(name for name, value in vars(args).items()
+                   if name not in _RESUME_OPTIONS and value not in (None, False))
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise CliError(f"{option}: a resumed run continues with its own settings (only --epochs can change); "
+                       f"to change {option}, start a new run: studio train --config RUN_DIR/config.json {option} ...")
+    return args.epochs
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.cli_console import ConsoleCallback
     from studio.core.callbacks import StopToken
@@ -183,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.resume:
-            trainer = Trainer.resume(args.resume, callbacks=[console], stop=stop,
+            trainer = Trainer.resume(args.resume, epochs=_resume_epochs(args), callbacks=[console], stop=stop,
                                      **({"project": args.project} if args.project else {}))
         else:
             trainer = Trainer(_config_from_args(args), project=args.project, callbacks=[console], stop=stop)

@@ -21,8 +21,7 @@ def _plain_errors(fn: Command) -> Command:
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        from studio.core.evaluate import EvaluationError
-        from studio.core.export import ExportError
+        from studio.core.errors import EvaluationError, ExportError
 
         try:
             return fn(args)

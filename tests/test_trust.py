@@ -189,3 +189,25 @@ def test_calibrate_gives_an_older_run_its_verdict(run: tuple[Path, Path], tmp_pa
     assert main(["calibrate", str(tmp_path / "nowhere")]) != 0
     err = capsys.readouterr().err
     assert "nowhere" in err and "Traceback" not in err
+
+
+def test_reference_space_judges_a_model_trained_from_scratch(run: tuple[Path, Path], tmp_path: Path) -> None:
+    """The bundled ImageNet network's features: what a custom CNN's verdict uses by default."""
+    import shutil
+
+    from studio.core.trust_fit import refit_run
+
+    ref_run = tmp_path / "proj" / "runs" / "ref"
+    shutil.copytree(run[0], ref_run)
+    fit = refit_run(ref_run, space="reference")
+    assert fit.familiarity.space == "reference" and fit.familiarity.dim == 1280
+    predictor = Predictor(ref_run)
+    assert predictor.space == "reference"
+    foreign = list(predictor.predict_paths(expand_inputs([stripes(tmp_path / "odd", n=4)])))
+    familiar = list(predictor.predict_paths(expand_inputs([make_colour_folder(tmp_path / "new", per_class=3,
+                                                                              seed=11)])))
+    assert all(p.unfamiliar for p in foreign)
+    assert max(p.score for p in familiar) < min(p.score for p in foreign)
+    image = sorted((run[1] / "data" / "blue").glob("*.png"))[0]
+    _, near = predictor.explain(image, ref_run, k=3)
+    assert [n.label for n in near] == ["blue"] * 3

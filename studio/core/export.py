@@ -27,15 +27,12 @@ from torch import Tensor, nn
 
 from studio.core.atomic import write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from studio.core.errors import ExportError
 from studio.core.trust import stored_temperature
 
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
 ONNX_OPSET = 18  # Resize with antialiasing appeared in opset 18
-
-
-class ExportError(Exception):
-    """An export could not be made; the message is meant for the user as it stands."""
 
 
 class Preprocess(nn.Module):

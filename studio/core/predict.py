@@ -27,7 +27,9 @@ from PIL import Image
 from studio.core.atomic import write_bytes
 from studio.core.augment import normalize_batch
 from studio.core.checkpoint import check_checkpoint, load_checkpoint, model_from_checkpoint
-from studio.core.images import IMAGE_EXTENSIONS, ImageError, as_rgb, load_for_model, load_rgb, resize_square, to_tensor
+from studio.core.errors import ImageError
+from studio.core.images import IMAGE_EXTENSIONS, as_rgb, load_for_model, resize_square, to_tensor
+from studio.core.reference import reference_picture
 from studio.core.trust import stored_familiarity, stored_temperature
 
 UNFAMILIAR_MESSAGE = "Not like the training images — treat the answer with care"
@@ -141,7 +143,8 @@ class Predictor:
         from studio.core.trust import nearest
 
         pixels = to_tensor(load_for_model(path, self.image_size))[None]
-        [prediction], measured = self.assess_with_features(pixels, [partial(load_rgb, path)], [str(path)], top_k)
+        picture = partial(reference_picture, path)
+        [prediction], measured = self.assess_with_features(pixels, [picture], [str(path)], top_k)
         return prediction, ([] if measured is None else nearest(run_dir, measured[0], k))
 
     def _top(self, probs: torch.Tensor, k: int) -> list[tuple[str, float]]:
@@ -174,13 +177,13 @@ class Predictor:
     def _flush(self, batch: list[tuple[str, torch.Tensor]], top_k: int) -> Iterator[Prediction]:
         if not batch:
             return
-        pictures = [partial(load_rgb, path) for path, _ in batch]
+        pictures = [partial(reference_picture, path) for path, _ in batch]
         try:
             yield from self.assess(torch.stack([t for _, t in batch]), pictures, [p for p, _ in batch], top_k)
         except ImageError:  # a file changed between the two reads: judge the rest one by one
             for path, pixels in batch:
                 try:
-                    yield from self.assess(pixels[None], [partial(load_rgb, path)], [path], top_k)
+                    yield from self.assess(pixels[None], [partial(reference_picture, path)], [path], top_k)
                 except ImageError as exc:
                     yield Prediction(path, error=exc.reason)
 

@@ -7,17 +7,16 @@ so a problem here becomes a status line and the checkpoint is left as it was.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from studio.core.cache import Cancelled
 from studio.core.callbacks import Callback
-from studio.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from studio.core.checkpoint import load_checkpoint, save_checkpoint
 from studio.core.config import RunConfig
-from studio.core.familiarity import FamiliarityError
 from studio.core.loop import compute_features
 from studio.core.trust import SPACE_WORDS, TrustFit, choose_space, fit_trust, save_neighbours
 
@@ -42,7 +41,10 @@ def fit_after_training(*, model: nn.Module, batches: Batches, split: dict[str, l
         save_checkpoint(data, best)
         save_neighbours(run_dir, space_features, [rows[i][0] for i in split["train"]],
                         [rows[i][1] for i in split["train"]])
-    except (FamiliarityError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
+    except Cancelled:
+        callbacks.on_status("Stopped before the familiarity check was fitted: the model predicts without it.")
+        return None
+    except Exception as exc:  # noqa: BLE001 - a model without the verdict still predicts: never fail the run here
         callbacks.on_status(f"Could not fit the familiarity check: {exc}. Predictions still work, "
                             "without the 'unlike the training images' verdict.")
         return None
@@ -55,12 +57,12 @@ def fit_after_training(*, model: nn.Module, batches: Batches, split: dict[str, l
 
 def _fit(model, batches, split, rows, root, config, project_folder, callbacks, should_stop
          ) -> tuple[TrustFit, torch.Tensor]:
-    from studio.core.reference import embed_files, reference_available, reference_embedder
+    from studio.core.reference import reference_available, reference_embedder
 
     model.eval()
     has_val = bool(split.get("val"))
-    feats = {s: compute_features(model.backbone, batches(s), contextlib.nullcontext).cpu()
-             for s in ("train", "val") if split.get(s)}
+    with torch.no_grad():
+        feats = {s: compute_features(model.backbone, batches(s)).cpu() for s in ("train", "val") if split.get(s)}
     labels = {s: batches(s).labels.cpu() for s in feats}
     with torch.no_grad():
         head_device = next(model.head.parameters()).device
@@ -71,8 +73,8 @@ def _fit(model, batches, split, rows, root, config, project_folder, callbacks, s
         embedder = reference_embedder(project_folder)
         for s in feats:
             paths = [Path(root, *rows[i][0].split("/")) for i in split[s]]
-            space_feats[s] = embed_files(
-                embedder, paths, should_stop=should_stop,
+            space_feats[s] = embedder.embed_files(
+                paths, should_stop=should_stop,
                 progress=lambda d, t, s=s: callbacks.on_progress(d, t, f"reference features ({s})"))
     fit = fit_trust(val_logits=val_logits, val_labels=labels.get("val", torch.zeros(0, dtype=torch.long)),
                     train_features=space_feats["train"], train_labels=labels["train"],

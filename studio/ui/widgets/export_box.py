@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from studio.core.export import SUFFIX, ExportError, default_output, export_model
+from studio.core.errors import ExportError
+from studio.core.export import SUFFIX, default_output, export_model
 from studio.ui.workers import QtTaskRunner, describe_exception
 
 FORMATS = (("torchscript", "TorchScript (.pt) — for PyTorch programs"),
