@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("custom", "pretrained"))
     parser.add_argument("--foreign", type=int, default=400, help="foreign images per direction")
     parser.add_argument("--reuse", action="store_true", help="measure the runs of an earlier invocation again")
+    parser.add_argument("--refit", action="store_true", help="fit calibration and familiarity again (current code)")
     args = parser.parse_args()
     torch.manual_seed(0)
     work = Path(args.work)
@@ -179,10 +180,12 @@ def main() -> None:
             print(f"{name} — {kind}", flush=True)
             run_dir = train(data, work / "project", kind, epochs, args.reuse)
             chosen = Predictor(run_dir).space
-            for space in spaces:
-                if space != Predictor(run_dir).space:
+            for space in sorted(spaces, key=lambda s: s != chosen):  # the run's own choice first
+                if space != Predictor(run_dir).space or args.refit:
                     refit_run(run_dir, space=space, project_folder=work / "project")
                 measure(run_dir, own_test, foreign, photos, chosen)
+            if Predictor(run_dir).space != chosen:  # leave the run as training left it
+                refit_run(run_dir, space=chosen, project_folder=work / "project")
 
 
 if __name__ == "__main__":

@@ -211,3 +211,14 @@ def test_reference_space_judges_a_model_trained_from_scratch(run: tuple[Path, Pa
     image = sorted((run[1] / "data" / "blue").glob("*.png"))[0]
     _, near = predictor.explain(image, ref_run, k=3)
     assert [n.label for n in near] == ["blue"] * 3
+
+
+def test_an_all_right_validation_sharpens_only_to_what_its_size_supports() -> None:
+    labels = torch.arange(20) % 4
+    logits = torch.nn.functional.one_hot(labels, 4).float()  # right every time, but under 50 % sure
+    t = fit_temperature(logits, labels)
+    assert t < 1.0
+    confidence = float(torch.softmax(logits / t, 1).max(1).values.mean())
+    assert confidence == pytest.approx(20 / 21, abs=1e-3)
+    sure = 20 * torch.nn.functional.one_hot(labels, 4).float()
+    assert fit_temperature(sure, labels) == 1.0  # already surer than 20 successes justify: left alone

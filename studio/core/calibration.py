@@ -42,10 +42,30 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     z = logits.detach().double()
     y = labels.long()
     if bool((z.argmax(1) == y).all()):
-        # Every validation answer right: the likelihood keeps rising as the temperature falls toward zero,
-        # which would turn every answer into 100 %. A few lucky images are no reason to sharpen; only soften.
-        return max(_search(z, y), 1.0)
+        return _all_right(z)
     return _search(z, y)
+
+
+def _all_right(z: torch.Tensor) -> float:
+    """Every validation answer right: the likelihood keeps rising as the temperature falls toward zero,
+    which would make every answer 100 %. Sharpen only until the mean confidence reaches n/(n+1), the
+    accuracy one would expect after n successes (Laplace's rule), and never soften.
+    """
+    n = len(z)
+    target = n / (n + 1.0)
+
+    def mean_confidence(t: float) -> float:
+        return float(torch.softmax(z / t, 1).max(1).values.mean())
+
+    if mean_confidence(1.0) >= target:
+        return 1.0
+    low, high = math.log(T_MIN), 0.0  # mean confidence falls as the temperature rises
+    if mean_confidence(T_MIN) <= target:
+        return T_MIN
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mean_confidence(math.exp(mid)) > target else (low, mid)
+    return math.exp((low + high) / 2)
 
 
 def _search(z: torch.Tensor, y: torch.Tensor) -> float:
