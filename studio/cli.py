@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_model
+from studio import cli_doctor, cli_model
 from studio.core.config import (
     AUGMENT_PRESETS,
     FAMILIARITY_SPACES,
@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, metavar="FRACTION", help="share of images for validation (default 0.2)")
     p.add_argument("--test", type=float, metavar="FRACTION", help="share of images held out for a final test")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", metavar="auto|cpu|cuda|cuda:N|mps", help="where to train (default: automatic)")
+    p.add_argument("--backbone-lr-scale", type=float, metavar="FACTOR",
+                   help="a pretrained backbone learns at the learning rate times this (default 0.1)")
+    p.add_argument("--head-epochs", type=int, metavar="EPOCHS",
+                   help="two-stage mode: epochs in which only the new last layer learns (default 2)")
     p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--familiar-share", type=float, metavar="SHARE",
                    help="share of validation images the 'unlike the training images' limit lets pass (default 0.95)")
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
+    cli_doctor.add_parsers(sub)
     return parser
 
 
@@ -131,6 +136,7 @@ def _config_from_args(args: argparse.Namespace):
         "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
         "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
         "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
+        "backbone_lr_scale": ("train", "backbone_lr_scale"), "head_epochs": ("train", "head_epochs"),
         "familiar_share": ("train", "familiar_share"), "familiarity_space": ("train", "familiarity_space"),
         "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
     }
@@ -309,6 +315,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_window(args: argparse.Namespace) -> int:
+    from studio.core.display import WindowUnavailable, check_window_can_start
+
+    try:  # before Qt loads its platform plugin, which aborts the process when a library is missing
+        check_window_can_start()
+    except WindowUnavailable as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 3
     try:
         from studio.ui.app import run_app
     except ImportError as exc:
@@ -319,6 +332,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample,
             "calibrate": cmd_calibrate}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_doctor.COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

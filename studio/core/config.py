@@ -185,7 +185,9 @@ class TrainConfig:
         _range("train.grad_clip", self.grad_clip, 0.0, 1e6)
         _range("train.head_epochs", self.head_epochs, 0, 10_000)
         _choice("train.precision", self.precision, PRECISIONS)
-        _choice("train.device", self.device, DEVICES)
+        # "cuda:1" names one GPU of several; the plain names pick automatically.
+        if not (isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            _choice("train.device", self.device, DEVICES)
         _range("train.familiar_share", self.familiar_share, 0.5, 0.999)
         _choice("train.familiarity_space", self.familiarity_space, FAMILIARITY_SPACES)
 
