@@ -45,10 +45,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(result.run_dir)
 
 
-def load_script(path: Path) -> torch.jit.ScriptModule:
+class FirstOutput:
+    """An export's probabilities: a model with a familiarity verdict also returns its score (tested apart)."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+
+    def __call__(self, *args):
+        out = self.module(*args)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def load_script(path: Path) -> FirstOutput:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 announces torch.jit's retirement
-        return torch.jit.load(str(path))
+        return FirstOutput(torch.jit.load(str(path)))
 
 
 def val_pixels(run: Path) -> tuple[list[str], torch.Tensor, Predictor]:

@@ -105,6 +105,10 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.only_flagged.setToolTip("Show only the images marked ⚠: the ones worth a second look")
         self.only_flagged.toggled.connect(self._on_only_flagged)
         tools.addWidget(self.only_flagged)
+        self.only_unfamiliar = QCheckBox("Only unfamiliar")
+        self.only_unfamiliar.setToolTip("Show only the images that are not like the training images")
+        self.only_unfamiliar.toggled.connect(self._on_only_unfamiliar)
+        tools.addWidget(self.only_unfamiliar)
         tools.addStretch(1)
         self.inspect_button = QPushButton("Inspect")
         self.inspect_button.setToolTip("Look inside the model for this image (Inspect page)")
@@ -210,6 +214,7 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.table_model.clear()
         self.single.set_picture(None)
         self.only_flagged.setChecked(False)
+        self.only_unfamiliar.setChecked(False)
         self.stack.setCurrentIndex(TABLE if len(self.inputs) > 1 else EMPTY)
         if self.predictor is None:
             self._request_model()
@@ -318,6 +323,10 @@ class PredictPane(ModelPaneMixin, QWidget):
     @Slot(bool)
     def _on_only_flagged(self, on: bool) -> None:
         self.table.proxy.set_only_flagged(on)
+
+    @Slot(bool)
+    def _on_only_unfamiliar(self, on: bool) -> None:
+        self.table.proxy.set_only_unfamiliar(on)
 
     @Slot()
     def _on_stop(self) -> None:
