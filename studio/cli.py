@@ -14,12 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_audit, cli_model
-from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
+from studio import cli_audit, cli_doctor, cli_model
+from studio.core.config import (
+    AUGMENT_PRESETS,
+    FAMILIARITY_SPACES,
+    IMBALANCE,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TRANSFER_MODES,
+)
 
 
 def _architectures() -> list[str]:
-    from studio.core.models import list_architectures
+    from studio.core.architectures import list_architectures  # torch-free: `--help` stays fast
 
     return list_architectures()
 
@@ -64,8 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, metavar="FRACTION", help="share of images for validation (default 0.2)")
     p.add_argument("--test", type=float, metavar="FRACTION", help="share of images held out for a final test")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", metavar="auto|cpu|cuda|cuda:N|mps", help="where to train (default: automatic)")
+    p.add_argument("--backbone-lr-scale", type=float, metavar="FACTOR",
+                   help="a pretrained backbone learns at the learning rate times this (default 0.1)")
+    p.add_argument("--head-epochs", type=int, metavar="EPOCHS",
+                   help="two-stage mode: epochs in which only the new last layer learns (default 2)")
     p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the 'unlike the training images' limit lets pass (default 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES,
+                   help="features the familiarity is measured in: auto (default), network or reference")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -75,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--csv", metavar="OUT")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("calibrate", help="fit a finished run's confidence calibration and its 'unlike the "
+                       "training images' check again (for runs made before they existed, or another setting)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the limit lets pass (default: the run's, 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES)
 
     p = sub.add_parser("sample", help="draw the built-in sample data set (4 shape classes) into a folder")
     p.add_argument("folder", nargs="?", metavar="DIR", help="where to write it (default: the user cache)")
@@ -86,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
+    cli_doctor.add_parsers(sub)
     cli_audit.add_parsers(sub)
     return parser
 
@@ -113,6 +137,8 @@ def _config_from_args(args: argparse.Namespace):
         "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
         "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
         "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
+        "backbone_lr_scale": ("train", "backbone_lr_scale"), "head_epochs": ("train", "head_epochs"),
+        "familiar_share": ("train", "familiar_share"), "familiarity_space": ("train", "familiarity_space"),
         "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
     }
     for arg, (section, key) in mapping.items():
@@ -146,6 +172,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+# What `train --resume` accepts besides the run folder; every other option is refused by name.
+_RESUME_OPTIONS = {"command", "folder", "resume", "project", "epochs", "json", "quiet"}
+
+
+def _resume_epochs(args: argparse.Namespace) -> int | None:
+    """A resumed run keeps its own settings: --epochs trains it further, anything else is refused, never ignored."""
+    given = sorted(name for name, value in vars(args).items()
+                   if name not in _RESUME_OPTIONS and value not in (None, False))
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise CliError(f"{option}: a resumed run continues with its own settings (only --epochs can change); "
+                       f"to change {option}, start a new run: studio train --config RUN_DIR/config.json {option} ...")
+    return args.epochs
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.cli_console import ConsoleCallback
     from studio.core.callbacks import StopToken
@@ -164,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.resume:
-            trainer = Trainer.resume(args.resume, callbacks=[console], stop=stop,
+            trainer = Trainer.resume(args.resume, epochs=_resume_epochs(args), callbacks=[console], stop=stop,
                                      **({"project": args.project} if args.project else {}))
         else:
             trainer = Trainer(_config_from_args(args), project=args.project, callbacks=[console], stop=stop)
@@ -179,7 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from studio.core.predict import Predictor, expand_inputs, write_csv
+    from studio.core.predict import Predictor, expand_inputs, to_json, write_csv
 
     if args.top_k < 1:
         raise CliError("--top-k: must be 1 or more")
@@ -188,19 +229,48 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise CliError(f"no image files found in {', '.join(args.inputs)}")
     predictions = []
+    quiet = args.json or args.csv
+    if not quiet and predictor.familiarity is None:
+        print("note: this model predates the familiarity check; every verdict is 'unavailable' "
+              "(retrain to get one)", file=sys.stderr)
     for p in predictor.predict_paths(files, top_k=args.top_k):
         predictions.append(p)
-        if not args.json and not args.csv:
-            if p.error:
-                print(f"{p.path}: unusable — {p.error}")
-            else:
-                print(f"{p.path}: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top))
+        if not quiet:
+            print(_predict_line(p))
     if args.csv:
         write_csv(predictions, args.csv, args.top_k)
-        print(f"wrote {len(predictions)} rows to {args.csv}")
+        flagged = sum(1 for p in predictions if p.unfamiliar)
+        print(f"wrote {len(predictions)} rows to {args.csv}"
+              + (f" ({flagged} not like the training images)" if flagged else ""))
     if args.json:
-        print(json.dumps([{"path": p.path, "top": p.top, "error": p.error} for p in predictions], indent=2))
+        print(json.dumps([to_json(p) for p in predictions], indent=2))
     return 1 if all(p.error for p in predictions) else 0
+
+
+def _predict_line(p: Any) -> str:
+    from studio.core.predict import UNFAMILIAR_MESSAGE
+
+    if p.error:
+        return f"{p.path}: unusable — {p.error}"
+    classes = ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top)
+    if p.unfamiliar:
+        return f"{p.path}: UNFAMILIAR (score {p.score:.2f}) — {UNFAMILIAR_MESSAGE}; its guess: {classes}"
+    if p.unfamiliar is None:
+        return f"{p.path}: {classes}"
+    return f"{p.path}: {classes} (familiar, score {p.score:.2f})"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from studio.cli_console import ConsoleCallback
+    from studio.core.trust import SPACE_WORDS
+    from studio.core.trust_fit import refit_run
+
+    fit = refit_run(args.run_dir, space=args.familiarity_space, share=args.familiar_share,
+                    callbacks=ConsoleCallback(quiet=True))
+    print(f"temperature {fit.temperature:.3f}; calibration error on validation {100 * fit.before.ece:.1f}% -> "
+          f"{100 * fit.after.ece:.1f}%; familiarity measured in {SPACE_WORDS[fit.familiarity.space]}, "
+          f"limit set so {100 * fit.familiarity.share:.0f}% of validation images pass")
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -246,6 +316,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_window(args: argparse.Namespace) -> int:
+    from studio.core.display import WindowUnavailable, check_window_can_start
+
+    try:  # before Qt loads its platform plugin, which aborts the process when a library is missing
+        check_window_can_start()
+    except WindowUnavailable as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 3
     try:
         from studio.ui.app import run_app
     except ImportError as exc:
@@ -253,8 +330,10 @@ def cmd_window(args: argparse.Namespace) -> int:
     return run_app(args.folder)
 
 
-COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample,
+            "calibrate": cmd_calibrate}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_doctor.COMMANDS)
 COMMANDS.update(cli_audit.AUDIT_COMMANDS)
 
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from studio.core.architectures import list_architectures
+from studio.core.errors import ConfigError
+
 AUGMENT_PRESETS = ("none", "natural", "medical", "aerial")
 TRANSFER_MODES = ("head", "last-block", "full", "two-stage")
 OPTIMIZERS = ("adamw", "sgd")
@@ -21,17 +24,9 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 IMBALANCE = ("none", "weighted-loss", "balanced-sampler")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+FAMILIARITY_SPACES = ("auto", "network", "reference")
 
 CONFIG_VERSION = 1
-
-
-class ConfigError(ValueError):
-    """A config value is out of range; `field` names it the way a user types it."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.reason = message
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -126,8 +121,6 @@ class ModelConfig:
     kernel_size: int = 3
 
     def validate(self) -> None:
-        from studio.core.models import list_architectures  # late: models imports torch
-
         _choice("model.arch", self.arch, tuple(list_architectures()))
         _choice("model.mode", self.mode, TRANSFER_MODES)
         _range("model.image_size", self.image_size, 8, 1024)
@@ -169,6 +162,10 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     channels_last: bool = True
+    # After training: the share of validation images the "unlike the training images" limit lets pass,
+    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    familiar_share: float = 0.95
+    familiarity_space: str = "auto"
 
     def validate(self) -> None:
         _range("train.epochs", self.epochs, 1, 10_000)
@@ -188,7 +185,11 @@ class TrainConfig:
         _range("train.grad_clip", self.grad_clip, 0.0, 1e6)
         _range("train.head_epochs", self.head_epochs, 0, 10_000)
         _choice("train.precision", self.precision, PRECISIONS)
-        _choice("train.device", self.device, DEVICES)
+        # "cuda:1" names one GPU of several; the plain names pick automatically.
+        if not (isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            _choice("train.device", self.device, DEVICES)
+        _range("train.familiar_share", self.familiar_share, 0.5, 0.999)
+        _choice("train.familiarity_space", self.familiarity_space, FAMILIARITY_SPACES)
 
 
 @dataclass

@@ -15,10 +15,9 @@ import struct
 import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
     BmpImagePlugin,
     GifImagePlugin,
@@ -30,6 +29,11 @@ from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
     UnidentifiedImageError,
     WebPImagePlugin,
 )
+
+from studio.core.errors import ImageError
+
+if TYPE_CHECKING:
+    import torch
 
 # The extensions torchvision's ImageFolder accepts, so a folder scans the same here and there, plus
 # GIF: single-frame GIFs are ordinary (palette) images that users do have in their folders.
@@ -70,15 +74,6 @@ _TRANSPOSE = {
 # warnings.catch_warnings swaps process-wide state; two threads entering it at once can leave
 # a filter behind. The guarded region (header parsing only) is short, so a lock costs nothing.
 _WARNINGS_LOCK = threading.Lock()
-
-
-class ImageError(Exception):
-    """A file that cannot become pixels; `reason` is short enough for a table cell."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 def has_image_extension(name: str) -> bool:
@@ -142,7 +137,12 @@ def resize_square(img: Image.Image, size: int) -> Image.Image:
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """uint8 [3, H, W]; a writable copy, because torch warns on read-only numpy memory."""
+    """uint8 [3, H, W]; a writable copy, because torch warns on read-only numpy memory.
+
+    torch is imported here, not at the top, so `studio scan`, `runs` and `sample` (which only
+    check and list images) start in well under a second instead of paying torch's import.
+    """
+    import torch
     if img.mode != "RGB":
         img = _to_rgb(img)
     array = np.array(img, dtype=np.uint8, copy=True)

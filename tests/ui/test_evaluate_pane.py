@@ -102,9 +102,9 @@ def test_a_checkpoint_file_cannot_be_evaluated_but_is_said_so(qtbot, pane: Evalu
     assert pane.banner.level == "info" and "checkpoint file" in pane.banner.text()
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
 def test_export_from_the_window(qtbot, pane: EvaluatePane, trained, tmp_path: Path, fmt: str) -> None:
-    out = tmp_path / f"exported{'.pt' if fmt == 'torchscript' else '.onnx'}"
+    out = tmp_path / f"exported.{fmt}"
     box = pane.export_box
     box.format_combo.setCurrentIndex(box.format_combo.findData(fmt))
     box.choose_path = lambda _fmt, _default: str(out)
@@ -114,3 +114,14 @@ def test_export_from_the_window(qtbot, pane: EvaluatePane, trained, tmp_path: Pa
     assert out.is_file() and pane.banner.level == "info" and str(out) in pane.banner.text()
     sidecar = json.loads(Path(f"{out}.json").read_text())
     assert sidecar["classes"] == ["blue", "green", "red"] and sidecar["format"] == fmt
+
+
+def test_the_model_package_is_offered_first(qtbot, pane: EvaluatePane, trained, tmp_path: Path) -> None:
+    box = pane.export_box
+    assert box.format_combo.currentData() == "package" and box.format_combo.itemData(0) == "package"
+    out = tmp_path / "model-package"
+    box.choose_path = lambda _fmt, _default: str(out)
+    with qtbot.waitSignal(box.finished, timeout=90_000):
+        box.export_button.click()
+    assert (out / "predict.py").is_file() and (out / "README.md").is_file()
+    assert pane.banner.level == "info" and "model card" in pane.banner.text()

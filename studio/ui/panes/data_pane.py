@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport, stratified_split
-from studio.core.images import ImageError, load_for_model
+from studio.core.errors import ImageError
+from studio.core.images import load_for_model
 from studio.core.sample import make_sample_dataset
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtBalanceChart
@@ -102,6 +103,7 @@ class DataPane(QWidget):
         self.sample_button.clicked.connect(self.state.request_sample)
         self.recent_button = QToolButton()
         self.recent_button.setText("Recent")
+        self.recent_button.setToolTip("Open one of the image folders used before")
         self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.recent_button.setMenu(QMenu(self.recent_button))
         self.folder_label = QLabel()
@@ -116,6 +118,7 @@ class DataPane(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("Checking images… %v of %m")
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop checking the images; choose the folder again to start over")
         self.cancel_button.clicked.connect(self._on_cancel_scan)
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.cancel_button)
