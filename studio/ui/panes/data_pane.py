@@ -109,7 +109,10 @@ class DataPane(QWidget):
         self.folder_label = QLabel()
         self.folder_label.setObjectName("path")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for w in (self.choose_button, self.sample_button, self.recent_button):
+        self.audit_button = QPushButton("Check labels…")
+        self.audit_button.setToolTip("Find images whose label looks wrong, and duplicates; correct them here")
+        self.audit_button.clicked.connect(self.state.request_audit)
+        for w in (self.choose_button, self.sample_button, self.recent_button, self.audit_button):
             bar.addWidget(w)
         bar.addWidget(self.folder_label, 1)
         layout.addLayout(bar)
