@@ -27,7 +27,7 @@ from studio.core.neardup import exact_copy_groups, group_lists, merge_groups, ne
 
 FOLDS = 5
 _L2 = 1e-3
-_STEPS = 300
+_STEPS = 150
 _OUTLIER_NEIGHBOURS = 5
 
 
