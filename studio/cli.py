@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_doctor, cli_model
+from studio import cli_audit, cli_doctor, cli_model
 from studio.core.config import (
     AUGMENT_PRESETS,
     FAMILIARITY_SPACES,
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
     cli_doctor.add_parsers(sub)
+    cli_audit.add_parsers(sub)
     return parser
 
 
@@ -333,6 +334,7 @@ COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs"
             "calibrate": cmd_calibrate}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
 COMMANDS.update(cli_doctor.COMMANDS)
+COMMANDS.update(cli_audit.AUDIT_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

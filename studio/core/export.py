@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from studio.core.atomic import write_text
+from studio.core.atomic import commit_temp, unique_temp, write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
 from studio.core.errors import ExportError
 from studio.core.export_trust import SCORE_NAME, describe, judged_network
@@ -228,13 +228,13 @@ def export_pt2(source: str | Path | dict[str, Any], out: str | Path | None = Non
     """A `torch.export` program: `torch.export.load(path).module()(images)` with uint8 0..255 images."""
     data = load_source(source)
     path = _target(source, out, "pt2")
-    tmp = path.with_name(f".{path.stem}.tmp.pt2")  # torch.export.save wants the .pt2 ending
+    tmp = unique_temp(path, ".tmp.pt2")  # torch.export.save wants the .pt2 ending
     try:
         torch.export.save(_export_program(data), str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise _failed(data, "PyTorch (.pt2)", exc) from exc
-    tmp.replace(path)
+    commit_temp(tmp, path)
     return Exported(path, _write_sidecar(data, path, "pt2", "uint8"), "pt2")
 
 
@@ -253,7 +253,7 @@ def write_onnx(data: dict[str, Any], path: Path, input_dtype: str = "uint8") -> 
     onnx = _onnx_modules()
     if input_dtype not in ("uint8", "float32"):
         raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = unique_temp(path)
     try:
         program = _export_program(data, input_dtype)
         onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
@@ -263,7 +263,7 @@ def write_onnx(data: dict[str, Any], path: Path, input_dtype: str = "uint8") -> 
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise _failed(data, "ONNX", exc) from exc
-    tmp.replace(path)
+    commit_temp(tmp, path)
     return path
 
 
@@ -313,7 +313,7 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
     path = _target(source, out, "torchscript")
     packaged = packaged_model(data, scripted=True)
     size = int(data["preprocessing"]["image_size"])
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = unique_temp(path)
     try:
         with _fixed_size_trace(), torch.no_grad():
             images = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8)
@@ -322,7 +322,7 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise _failed(data, "TorchScript", exc) from exc
-    tmp.replace(path)
+    commit_temp(tmp, path)
     return Exported(path, _write_sidecar(data, path, "torchscript", "uint8 or float32"), "torchscript")
 
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.atomic import StorageError, write_bytes
 from studio.core.images import IMAGE_EXTENSIONS
 from studio.core.predict import Prediction, Predictor, expand_inputs, write_csv
 from studio.ui.panes.predict_worker import TOP_K, PredictWorker
@@ -196,7 +197,11 @@ class PredictPane(ModelPaneMixin, QWidget):
         if image.isNull() or not image.save(buffer, "PNG"):
             self.banner.show_message("The pasted data is not a picture that can be read.", "error")
             return ""
-        path.write_bytes(bytes(buffer.data()))
+        try:
+            write_bytes(path, bytes(buffer.data()))
+        except StorageError as exc:
+            self.banner.show_message(str(exc), "error")
+            return ""
         return str(path)
 
     def _start(self) -> None:
