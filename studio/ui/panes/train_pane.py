@@ -234,7 +234,8 @@ class TrainPane(QWidget):
         runs = self.run_list.selected_runs()
         self.continue_button.setEnabled(
             not active and len(runs) == 1 and runs[0].status in ("stopped", "failed", "interrupted")
-            and (Path(runs[0].folder) / "last.pt").is_file())
+            # A run stopped in its first epoch has no checkpoint yet; it starts again from its recipe.
+            and any((Path(runs[0].folder) / name).is_file() for name in ("last.pt", "config.json")))
 
     def start_blocker(self) -> str:
         """Why Start cannot be pressed now, in words; "" when it can."""
