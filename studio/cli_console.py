@@ -65,7 +65,7 @@ class ConsoleCallback(Callback):
             return
         val_loss = "   —  " if info.val_loss is None else f"{info.val_loss:.4f}"
         best = " *best" if info.is_best else ""
-        stage = " (head warm-up)" if info.stage == "head" else ""
+        stage = " (new last layer only)" if info.stage == "head" else ""
         self._print(f"epoch {info.epoch:>3}/{info.epochs}  train loss {info.train_loss:.4f} acc {_pct(info.train_acc)}"
                     f"  val loss {val_loss} acc {_pct(info.val_acc)}  lr {info.lr:.2e}  {info.seconds:.1f}s"
                     f"  {info.images_per_second:,.0f} img/s{stage}{best}")
