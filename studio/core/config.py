@@ -24,6 +24,7 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 IMBALANCE = ("none", "weighted-loss", "balanced-sampler")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+FAMILIARITY_SPACES = ("auto", "network", "reference")
 
 CONFIG_VERSION = 1
 
@@ -161,6 +162,10 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     channels_last: bool = True
+    # After training: the share of validation images the "unlike the training images" limit lets pass,
+    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    familiar_share: float = 0.95
+    familiarity_space: str = "auto"
 
     def validate(self) -> None:
         _range("train.epochs", self.epochs, 1, 10_000)
@@ -183,6 +188,8 @@ class TrainConfig:
         # "cuda:1" names one GPU of several; the plain names pick automatically.
         if not (isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()):
             _choice("train.device", self.device, DEVICES)
+        _range("train.familiar_share", self.familiar_share, 0.5, 0.999)
+        _choice("train.familiarity_space", self.familiarity_space, FAMILIARITY_SPACES)
 
 
 @dataclass
