@@ -29,6 +29,7 @@ class RunPixels:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     notes: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (path, class, split) per cache position
 
 
 def decode_images(cfg: RunConfig, root: str, paths: Sequence[str], *, cache_dir: Path, callbacks: Callback,
@@ -53,6 +54,7 @@ def prepare_pixels(cfg: RunConfig, cache: ImageCache, paths: Sequence[str], rows
     keeps the one its checkpoint recorded.
     """
     position = {path: i for i, path in enumerate(paths)}
+    aligned = [(path, "", "") for path in paths]  # positions left out of the split keep no class and no split
     split: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     labels = torch.zeros(len(paths), dtype=torch.long)
     for path, class_name, name in rows:
@@ -60,6 +62,7 @@ def prepare_pixels(cfg: RunConfig, cache: ImageCache, paths: Sequence[str], rows
         if pos is not None and pos not in cache.failures:
             split[name].append(pos)
             labels[pos] = classes.index(class_name)
+            aligned[pos] = (path, class_name, name)
     for name in split:
         split[name].sort()
     if not split["train"]:
@@ -73,4 +76,4 @@ def prepare_pixels(cfg: RunConfig, cache: ImageCache, paths: Sequence[str], rows
         callbacks.on_status("Measuring colour statistics of the training images")
         train = torch.tensor(split["train"])
         mean, std = channel_stats(cache.take(train[i:i + 512]) for i in range(0, len(train), 512))
-    return RunPixels(cache, split, labels, mean, std)
+    return RunPixels(cache, split, labels, mean, std, rows=aligned)

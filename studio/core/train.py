@@ -186,7 +186,7 @@ class Trainer:
         if dist.is_main():
             from studio.core.trust_fit import fit_after_training
 
-            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=rows,
+            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=pixels.rows,
                                root=report.root, run_dir=self.run_dir, config=cfg, project_folder=self.project.folder,
                                callbacks=self.callbacks, should_stop=self.stop)
         test_acc = None
