@@ -83,3 +83,12 @@ def test_architecture_facts_match_torchvision() -> None:
         assert info.mean == tuple(preset.mean) and info.std == tuple(preset.std), name
         checked += 1
     assert checked >= 7
+
+
+def test_import_contracts_hold() -> None:
+    """The contracts in pyproject.toml (also run by .ci/run); they read imports inside functions too."""
+    pytest.importorskip("importlinter")
+    out = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+                          "lint_imports_command()"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "3 kept, 0 broken" in out.stdout

@@ -33,6 +33,7 @@ from studio.core.metrics import (
     most_wrong,
 )
 from studio.core.runfiles import EVALUATION_HEADING, read_history, read_split, update_report
+from studio.core.words import percent
 
 SPLITS = ("train", "val", "test")
 SECTION = EVALUATION_HEADING
@@ -214,10 +215,6 @@ def replace_section(text: str, section: str) -> str:
     return text.rstrip("\n") + "\n\n" + body
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -227,14 +224,14 @@ def evaluation_markdown(ev: Evaluation) -> str:
     lines = [
         SECTION, "",
         f"Best checkpoint `{Path(ev.checkpoint).name}` on the **{ev.split}** split: {m.total} images, "
-        f"accuracy **{_pct(m.accuracy)}**, macro F1 {m.macro_f1:.3f}.", "",
+        f"accuracy **{percent(m.accuracy)}**, macro F1 {m.macro_f1:.3f}.", "",
         "![Confusion matrix: rows are the true class, columns the predicted one](confusion.png)", "",
         "### Per class", "",
         "| class | precision | recall | F1 | images |", "|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {_cell(r.name)} | {_pct(r.precision)} | {_pct(r.recall)} | {r.f1:.3f} | {r.support} |"
+    lines += [f"| {_cell(r.name)} | {percent(r.precision)} | {percent(r.recall)} | {r.f1:.3f} | {r.support} |"
               for r in m.per_class]
-    lines += [f"| **macro average** | {_pct(m.macro_precision)} | {_pct(m.macro_recall)} | {m.macro_f1:.3f} | "
+    lines += [f"| **macro average** | {percent(m.macro_precision)} | {percent(m.macro_recall)} | {m.macro_f1:.3f} | "
               f"{m.total} |", "", "### What to look at", ""]
     for d in ev.diagnostics:
         advice = f" *Try:* {d.advice}" if d.advice else ""
@@ -243,7 +240,7 @@ def evaluation_markdown(ev: Evaluation) -> str:
         lines += ["", "### Most confident mistakes", "", "| image | true | predicted | confidence |",
                   "|---|---|---|---:|"]
         lines += [f"| `{_cell(w.path)}` | {_cell(ev.classes[w.true])} | {_cell(ev.classes[w.predicted])} | "
-                  f"{_pct(w.p_predicted)} |" for w in ev.most_wrong]
+                  f"{percent(w.p_predicted)} |" for w in ev.most_wrong]
     if ev.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in ev.notes]
         lines += [f"  - `{_cell(p)}`: {r}" for p, r in ev.skipped[:20]]

@@ -28,3 +28,8 @@ def fraction(scale: float) -> str:
     if 0 < scale < 1 and abs(1 / scale - round(1 / scale)) < 1e-6:
         return f"1/{round(1 / scale)} of the"
     return f"{scale:g} × the"
+
+
+def percent(value: float | None, digits: int = 1, *, width: int = 0, missing: str = "—") -> str:
+    """A share as a percentage: 0.953 → "95.3%"; None (not measured) → `missing`. The one formatter for all."""
+    return missing if value is None else f"{100 * value:{width}.{digits}f}%"
