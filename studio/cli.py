@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_model
+from studio import cli_doctor, cli_model
 from studio.cli_options import add_config_options, apply_options, given
 
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
+    cli_doctor.add_parsers(sub)
     return parser
 
 
@@ -101,6 +102,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def _resume_epochs(args: argparse.Namespace) -> int | None:
+    """A resumed run keeps its own settings: --epochs trains it further, anything else is refused, never ignored."""
+    names = args.cfg_options  # field -> its option, as generated for this parser
+    given_options = sorted(names[key] for key in given(args) if key != "train.epochs")
+    given_options += ["--" + name for name in ("config", "name") if getattr(args, name, None)]
+    if given_options:
+        option = given_options[0]
+        raise CliError(f"{option}: a resumed run continues with its own settings (only --epochs can change); "
+                       f"to change {option}, start a new run: studio train --config RUN_DIR/config.json {option} ...")
+    return given(args).get("train.epochs")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.cli_console import ConsoleCallback
     from studio.core.callbacks import StopToken
@@ -119,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.resume:
-            trainer = Trainer.resume(args.resume, callbacks=[console], stop=stop,
+            trainer = Trainer.resume(args.resume, epochs=_resume_epochs(args), callbacks=[console], stop=stop,
                                      **({"project": args.project} if args.project else {}))
         else:
             trainer = Trainer(_config_from_args(args), project=args.project, callbacks=[console], stop=stop)
@@ -201,6 +214,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_window(args: argparse.Namespace) -> int:
+    from studio.core.display import WindowUnavailable, check_window_can_start
+
+    try:  # before Qt loads its platform plugin, which aborts the process when a library is missing
+        check_window_can_start()
+    except WindowUnavailable as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 3
     try:
         from studio.ui.app import run_app
     except ImportError as exc:
@@ -210,6 +230,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_doctor.COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             if spec.setting.metavar or allowed is None:
                 kwargs["metavar"] = spec.setting.metavar or spec.name.upper()
         group.add_argument(names[spec.key], **kwargs)
+    parser.set_defaults(cfg_options=names)  # for messages that name an option by its field
 
 
 def _dest(spec: FieldSpec) -> str:

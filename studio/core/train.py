@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from studio.core import distributed as dist
+from studio.core.atomic import StorageError
 from studio.core.callbacks import Callback, CallbackList, RunResult, RunStarted, StopToken
 from studio.core.checkpoint import load_checkpoint
 from studio.core.config import RunConfig
@@ -35,7 +36,8 @@ from studio.core.errors import (
 )
 from studio.core.loop import evaluate, plan_stages
 from studio.core.models import count_parameters
-from studio.core.project import Project
+from studio.core.project import Project, ProjectError
+from studio.core.randomness import RunRandom, private_dropout
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
 from studio.core.rundata import RunPixels, prepare_pixels
 from studio.core.runfiles import split_counts
@@ -71,19 +73,35 @@ class Trainer:
         self.rank, self.world = 0, 1
         self._state = TrainState()
         self._rec: Recorder | None = None
+        self._continuing = False  # resuming a run folder that already exists
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **kwargs: Any) -> Trainer:
-        run_dir = Path(run_dir)
+    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs: Any) -> Trainer:
+        """Continue a run in its own folder and database row; `epochs` trains it further than planned.
+
+        A run killed before its first epoch ended has no last.pt yet: it starts again from its
+        config.json and split.csv, still as the same run.
+        """
+        run_dir = Path(run_dir).expanduser().resolve()
         last = run_dir / "last.pt"
-        if not last.is_file():
-            raise TrainingError(f"{run_dir}: nothing to resume — no last.pt in this folder")
-        data = load_checkpoint(last)
-        config = RunConfig.from_dict(data["config"])
+        data = load_checkpoint(last) if last.is_file() else None
+        if data is not None:
+            config = RunConfig.from_dict(data["config"])
+        elif (run_dir / "config.json").is_file():
+            config = RunConfig.load(run_dir / "config.json")
+        else:
+            raise TrainingError(f"{run_dir}: nothing to resume — no last.pt or config.json in this folder")
+        if epochs is not None:
+            done = int(data["training"].get("epoch", 0)) if data else 0
+            if epochs <= done:
+                raise TrainingError(f"--epochs {epochs}: this run has already trained {done} epoch(s); "
+                                    "give a larger number to train it further")
+            config.train.epochs = epochs
         kwargs.setdefault("project", run_dir.parent.parent)
         trainer = cls(config, **kwargs)
         trainer._resume = data
         trainer.run_dir = run_dir
+        trainer._continuing = True
         return trainer
 
     def run(self) -> RunResult:
@@ -99,13 +117,14 @@ class Trainer:
                        f"{exc}. The learning rate ({lr:g}) is probably too high — try {lr / 10:g}. "
                        "The last good checkpoint was kept.")
             return self._fail(message)
+        except (StorageError, ProjectError) as exc:  # a full disk, a read-only folder: the line says it all
+            return self._fail(str(exc))
         except (ConfigError, DatasetError, WeightsUnavailable, TrainingError, ValueError, RuntimeError) as exc:
             log_traceback(self.run_dir)
             return self._fail(str(exc))
         except Exception as exc:  # a bug or a broken disk: still a message, a finished record, a log
-            log_traceback(self.run_dir)
-            return self._fail(f"Unexpected error ({type(exc).__name__}): {exc}. Details are in error.log "
-                              "in the run folder.")
+            where = (" Details are in error.log in the run folder." if log_traceback(self.run_dir) else "")
+            return self._fail(f"Unexpected error ({type(exc).__name__}): {exc}.{where}")
 
     # ----------------------------------------------------------------------------------------- the run
 
@@ -136,6 +155,10 @@ class Trainer:
         model, channels_last = build_run_model(cfg, len(classes), device, self._resume)
         if self._resume:
             self._state = TrainState.from_training(self._resume["training"])
+        if self._continuing:
+            rec.reconcile(self._state.history)  # a kill between checkpoint and database row left a gap
+        random = RunRandom(cfg.data.seed, device)
+        private_dropout(model, random.dropout)
         self.model = model
         criterion, make = losses_and_batches(cfg, pixels, len(classes), device, channels_last, self.rank, self.world)
         ctx = StageContext(
@@ -143,7 +166,7 @@ class Trainer:
             autocast=autocast_for(device, precision), device=device, precision=precision, state=self._state,
             callbacks=self.callbacks, stop=self.stop, world=self.world,
             save_epoch=lambda opt, stage, best, row: rec.save_epoch(model, opt, stage, best, row, self._state),
-            resume_training=(self._resume or {}).get("training", {}))
+            resume_training=(self._resume or {}).get("training", {}), random=random)
         stages = self._start(ctx, make, pixels, classes, notes)
         rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
         status = self._train_stages(ctx, make, stages)
@@ -159,7 +182,7 @@ class Trainer:
 
     def _rows(self, cfg: RunConfig, report: ScanReport, classes: list[str]) -> list[tuple[str, str, str]]:
         """The split, written down before any pixel is decoded; only images still usable and of a known class."""
-        rows, fresh = split_rows(cfg, report, self.run_dir, resumed=self._resume is not None)
+        rows, fresh = split_rows(cfg, report, self.run_dir, resumed=self._continuing)
         if fresh:
             self._rec.write_split(rows)
         good = {r.path for r in report.good}
@@ -199,7 +222,7 @@ class Trainer:
             if stage.name == "head" and self._features_once(ctx.config):
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
                 self.callbacks.on_status("Computing backbone features once for the frozen backbone")
-                stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights, ctx.autocast)
+                stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
             if status == "early-stopped":
                 break
@@ -222,7 +245,7 @@ class Trainer:
         if self._rec is not None:
             self._rec.fail(message)
             self._rec.write_report(build_result(self._state, self.run_dir, "failed", time.time(), None, message),
-                                   self._state.history)
-        dist.teardown()
+                                   self._state.history, quiet=True)
+        dist.teardown(ok=False)  # no barrier: the other ranks may never reach it; torchrun ends them
         self.callbacks.on_failed(message)
         raise TrainingError(message)
