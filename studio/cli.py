@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_doctor, cli_model
+from studio import cli_doctor, cli_evaluate_export
 from studio.cli_options import add_config_options, apply_options, given
 
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", metavar="RUN", help="list the images a run used (id or folder name)")
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
-    cli_model.add_parsers(sub)
+    cli_evaluate_export.add_parsers(sub)
     cli_doctor.add_parsers(sub)
     return parser
 
@@ -229,7 +229,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
-COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_evaluate_export.MODEL_COMMANDS)
 COMMANDS.update(cli_doctor.COMMANDS)
 
 

@@ -130,7 +130,7 @@ def test_evaluation_errors_are_plain(run: Path, tmp_path: Path) -> None:
 
 
 def test_cli_evaluate_and_export(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from studio.cli_model import MODEL_COMMANDS, add_parsers
+    from studio.cli_evaluate_export import MODEL_COMMANDS, add_parsers
 
     parser = argparse.ArgumentParser(prog="studio")
     add_parsers(parser.add_subparsers(dest="command"))

@@ -164,14 +164,14 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def _layer_infos(model: nn.Module, rec: ActivationRecorder) -> list[LayerInfo]:
+def _layer_infos(model: nn.Module, rec: ActivationRecorder, hidden: bool = False) -> list[LayerInfo]:
     modules = dict(model.named_modules())
     finish = {name: i for i, name in enumerate(rec.finished)}
     rows: list[LayerInfo] = []
     depth: dict[str, int] = {}
     for name in rec.order:  # parents start before their children, so a parent's depth is known first
         module = modules[name]
-        if name not in rec.shapes or isinstance(module, _HIDDEN):
+        if name not in rec.shapes or (isinstance(module, _HIDDEN) and not hidden):
             continue
         parts = name.split(".")
         parent = next((p for p in (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)) if p in depth), "")
@@ -186,22 +186,24 @@ def _layer_infos(model: nn.Module, rec: ActivationRecorder) -> list[LayerInfo]:
     return rows
 
 
-def _layers_for(model: nn.Module, x: Tensor) -> list[LayerInfo]:
+def _layers_for(model: nn.Module, x: Tensor, hidden: bool = False) -> list[LayerInfo]:
     with _eval_mode(model), torch.no_grad(), ActivationRecorder(model, store=False) as rec:
         model(x)
-    return _layer_infos(model, rec)
+    return _layer_infos(model, rec, hidden)
 
 
-def list_layers(model: nn.Module, image_size: int) -> list[LayerInfo]:
+def list_layers(model: nn.Module, image_size: int, *, hidden: bool = False) -> list[LayerInfo]:
     """Every module worth showing, in the order it runs, with its output shape for one image.
 
-    Shapes come from a real pass (nothing is stored) because no formula covers padding rules,
-    adaptive pools and custom blocks; a module that never runs has no row.
+    The one layer walk of the studio: the Inspect pane's tree and the Model pane's table
+    (`models.summarize`) both come from it. Shapes come from a real pass (nothing is stored)
+    because no formula covers padding rules, adaptive pools and custom blocks; a module that
+    never runs has no row. `hidden` keeps the pass-through modules (dropout, identity) too.
     """
     first = next(model.parameters(), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     device = first.device if first is not None else None
-    return _layers_for(model, torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype))
+    return _layers_for(model, torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype), hidden)
 
 
 # ---------------------------------------------------------------- feature maps and filters

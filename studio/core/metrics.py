@@ -32,14 +32,6 @@ def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] |
     return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
 
 
-def cell_members(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[tuple[int, int], list[int]]:
-    """Which items fall in each confusion cell: what a click on a cell shows."""
-    cells: dict[tuple[int, int], list[int]] = {}
-    for i, (t, p) in enumerate(zip(y_true, y_pred)):
-        cells.setdefault((int(t), int(p)), []).append(i)
-    return cells
-
-
 @dataclass
 class ClassMetrics:
     name: str
