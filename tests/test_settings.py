@@ -12,8 +12,12 @@ from studio.core.config import RunConfig
 from studio.core.errors import ConfigError
 from studio.core.policies import arch_defaults, mode_for_weights
 
+FREE_TEXT = {"train.device": "cpu"}  # fields without a list of choices: a value that differs from the default
+
 
 def _other_value(spec):
+    if spec.key in FREE_TEXT:
+        return FREE_TEXT[spec.key]
     s = spec.setting
     allowed = s.allowed()
     if spec.kind == "bool":

@@ -77,8 +77,9 @@ class AugmentConfig:
     rotation: float = setting(0.0, "Tilt", "rotate by a random angle up to this many degrees either way", low=0.0,
                               high=180.0, unit="°", metavar="DEGREES")
     rotate90: bool = setting(False, "Turn by right angles", "turn by 0, 90, 180 or 270 degrees at random")
+    # At least half the picture: tighter crops cut the object off.
     crop_scale: float = setting(1.0, "Zoom in", "random crops keep at least this share of the picture; 1 = off",
-                                low=0.05, high=1.0, percent=True, metavar="FRACTION")
+                                low=0.5, high=1.0, percent=True, metavar="FRACTION")
     color_jitter: float = setting(0.0, "Vary light and colour", "strength of random brightness, contrast and "
                                   "saturation changes", **_CHANCE)
     grayscale: float = setting(0.0, "Sometimes grey", "share of training images turned grey", **_CHANCE)
@@ -154,7 +155,7 @@ class TrainConfig:
                         "or becomes NaN", low=1e-6, high=1.0)
     backbone_lr_scale: float = setting(0.1, "Backbone learning-rate factor", "pretrained layers learn at the "
                                        "learning rate times this; the new last layer at the full rate", low=0.0,
-                                       high=10.0)
+                                       high=10.0, metavar="FACTOR")
     optimizer: str = setting("adamw", "Optimizer", "how each update is computed", choices=OPTIMIZERS,
                              choice_labels={"adamw": "AdamW (adaptive, a safe default)", "sgd": "SGD with momentum"})
     momentum: float = setting(0.9, "Momentum", "SGD: how much of the previous step carries into the next", low=0.0,
@@ -181,14 +182,18 @@ class TrainConfig:
                                   low=0, high=10_000, unit="epochs", metavar="PATIENCE")
     grad_clip: float = setting(0.0, "Gradient clipping", "largest gradient norm allowed; 0 = off", low=0.0, high=1e6)
     head_epochs: int = setting(2, "Warm-up of the new layer", "two-stage mode: epochs in which only the new last "
-                               "layer learns", low=0, high=10_000, unit="epochs")
+                               "layer learns", low=0, high=10_000, unit="epochs", metavar="EPOCHS")
     precision: str = setting("auto", "Number format", "auto picks bf16 where it is fast, else fp32",
                              choices=PRECISIONS)
-    device: str = setting("auto", "Device", "where to train: auto takes a GPU when there is one", choices=DEVICES)
+    device: str = setting("auto", "Device", "where to train: auto takes a GPU when there is one; cuda:N one GPU of "
+                          "several", metavar="auto|cpu|cuda|cuda:N|mps")
     channels_last: bool = setting(True, "Channels-last memory layout", "faster convolutions on most CPUs and GPUs")
 
     def validate(self) -> None:
         validate_section(self, "train")
+        # "cuda:1" names one GPU of several; the plain names pick automatically.
+        if not (isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            _choice("train.device", self.device, DEVICES)
 
 
 @dataclass

@@ -257,6 +257,10 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, tit
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from studio.core.fonts import use_system_fonts
+
+    use_system_fonts()  # class names in Chinese, Arabic, ... draw as letters where the system has a font
+
     cm = np.asarray(cm)
     n = len(classes)
     labels = [c if len(c) <= 18 else c[:16] + "…" for c in classes]

@@ -108,7 +108,7 @@ class Exported:
     format: str
 
 
-def _load(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+def load_source(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     return source if isinstance(source, dict) else load_checkpoint(source)
 
 
@@ -208,7 +208,7 @@ def _export_program(data: dict[str, Any], dtype: str = "uint8") -> torch.export.
 
 def export_pt2(source: str | Path | dict[str, Any], out: str | Path | None = None) -> Exported:
     """A `torch.export` program: `torch.export.load(path).module()(images)` with uint8 0..255 images."""
-    data = _load(source)
+    data = load_source(source)
     path = _target(source, out, "pt2")
     tmp = path.with_name(f".{path.stem}.tmp.pt2")  # torch.export.save wants the .pt2 ending
     try:
@@ -220,24 +220,21 @@ def export_pt2(source: str | Path | dict[str, Any], out: str | Path | None = Non
     return Exported(path, _write_sidecar(data, path, "pt2", "uint8"), "pt2")
 
 
-def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = None, *,
-                input_dtype: str = "uint8") -> Exported:
-    """An ONNX file (opset 18) with dynamic batch, height and width; input dtype uint8 by default.
-
-    uint8 is the default because it is what decoders produce and it cannot be confused with
-    0..1 floats; input_dtype="float32" takes floats in 0..255 instead. The weights are kept
-    inside the one file (no .onnx.data beside it): a Lite0 is far below ONNX's 2 GB limit.
-    """
+def _onnx_modules() -> Any:
     try:
         import onnx  # the exporter needs both; say so plainly rather than deep in torch
         import onnxscript  # noqa: F401
     except ImportError:
         raise ExportError("ONNX export needs the onnx and onnxscript packages: "
                           "pip install 'classification-studio[export]' (or: pip install onnx onnxscript)") from None
+    return onnx
+
+
+def write_onnx(data: dict[str, Any], path: Path, input_dtype: str = "uint8") -> Path:
+    """The ONNX graph alone, written whole or not at all (the package and export_onnx share it)."""
+    onnx = _onnx_modules()
     if input_dtype not in ("uint8", "float32"):
         raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
-    data = _load(source)
-    path = _target(source, out, "onnx")
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         program = _export_program(data, input_dtype)
@@ -249,6 +246,22 @@ def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = No
         tmp.unlink(missing_ok=True)
         raise _failed(data, "ONNX", exc) from exc
     tmp.replace(path)
+    return path
+
+
+def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = None, *,
+                input_dtype: str = "uint8") -> Exported:
+    """An ONNX file (opset 18) with dynamic batch, height and width; input dtype uint8 by default.
+
+    uint8 is the default because it is what decoders produce and it cannot be confused with
+    0..1 floats; input_dtype="float32" takes floats in 0..255 instead. The weights are kept
+    inside the one file (no .onnx.data beside it): a Lite0 is far below ONNX's 2 GB limit.
+    """
+    _onnx_modules()
+    if input_dtype not in ("uint8", "float32"):
+        raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
+    data = load_source(source)
+    path = write_onnx(data, _target(source, out, "onnx"), input_dtype)
     return Exported(path, _write_sidecar(data, path, "onnx", input_dtype), "onnx")
 
 
@@ -278,7 +291,7 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
     """
     if not torchscript_available():
         raise ExportError("this torch no longer ships TorchScript; export as ONNX or PyTorch (.pt2) instead")
-    data = _load(source)
+    data = load_source(source)
     path = _target(source, out, "torchscript")
     packaged = packaged_model(data, scripted=True)
     size = int(data["preprocessing"]["image_size"])

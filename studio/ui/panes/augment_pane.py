@@ -47,9 +47,11 @@ PRESET_TEXT = {
 TOGGLES = (
     ("hflip", "chance", "For pictures whose left and right do not matter (most photos).", 50),
     ("vflip", "chance", "Only where up and down do not matter: aerial or microscope images.", 50),
-    ("rotation", "degrees", "Rotates by a random angle, up to this many degrees either way.", 10),
+    ("rotation", "degrees", "Rotates by a random angle, up to this many degrees either way; the corners "
+     "are filled with the picture's own mirrored edge, not black.", 10),
     ("rotate90", "switch", "Turns by 0, 90, 180 or 270 degrees: for images with no 'up'.", 0),
-    ("crop_scale", "keep", "Crops a random part keeping at least this much of the picture.", 70),
+    ("crop_scale", "keep", "Zooms in on a random part that always holds the middle of the picture, "
+     "keeping at least this much of it.", 70),
     ("color_jitter", "strength", "Random brightness, contrast and saturation changes.", 20),
     ("grayscale", "chance", "Turns some images grey, so colour alone cannot decide.", 10),
     ("erasing", "chance", "Covers a random rectangle, so the model looks at the whole object.", 25),
@@ -115,6 +117,8 @@ class AugmentPane(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Preset"))
         self.preset_combo = QComboBox()
+        self.preset_combo.setToolTip("A ready mix of random changes for a kind of picture; choose the one like "
+                                     "your images, then adjust the switches below if needed")
         for name in (*AUGMENT_PRESETS, "custom"):
             self.preset_combo.addItem(PRESET_TEXT[name][0], name)
         self.preset_combo.currentIndexChanged.connect(self._on_preset_chosen)
@@ -129,7 +133,9 @@ class AugmentPane(QWidget):
         self.checks: dict[str, QCheckBox] = {}
         self.strengths: dict[str, QSpinBox] = {}
         for i, (name, kind, explanation, start) in enumerate(TOGGLES):
-            check = QCheckBox(label_for(f"augment.{name}"))
+            label = label_for(f"augment.{name}")
+            check = QCheckBox(label)
+            check.setToolTip(explanation)
             check.toggled.connect(self._on_edited)
             grid.addWidget(check, 2 * i, 0)
             self.checks[name] = check
@@ -137,6 +143,7 @@ class AugmentPane(QWidget):
                 spin = bound_spin(f"augment.{name}", whole=True)
                 spin.setValue(start)
                 spin.setSuffix(SUFFIX[kind])
+                spin.setToolTip(f"{label}: {explanation} Watch the preview: the class must stay recognisable.")
                 spin.valueChanged.connect(self._on_edited)
                 grid.addWidget(spin, 2 * i, 1)
                 self.strengths[name] = spin

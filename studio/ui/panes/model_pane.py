@@ -175,7 +175,10 @@ class ModelPane(QWidget):
         self.weights_path = QLineEdit()
         self.weights_path.setReadOnly(True)
         self.weights_path.setPlaceholderText("no file chosen")
+        self.weights_path.setToolTip("The weights file the network starts from")
         self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("Choose a weights file (.pt, .pth) to start from, e.g. a model of an earlier "
+                                      "project")
         self.browse_button.clicked.connect(self._on_browse_weights)
         file_row.addWidget(self.weights_path, 1)
         file_row.addWidget(self.browse_button)

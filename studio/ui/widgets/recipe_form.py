@@ -37,6 +37,7 @@ class QtRecipeForm(QGroupBox):
         self.imbalance_combo = bound_combo("train.imbalance")
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("optional, e.g. 'first try'")
+        self.name_edit.setToolTip("A name to recognise this run by in the runs table and when comparing curves")
         early = QHBoxLayout()
         early.addWidget(self.early_check)
         early.addWidget(self.early_spin, 1)
