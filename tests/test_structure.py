@@ -92,3 +92,15 @@ def test_import_contracts_hold() -> None:
                           "lint_imports_command()"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "3 kept, 0 broken" in out.stdout
+
+
+def test_no_import_circle_in_core() -> None:
+    """No chain of imports in studio.core leads back to where it started (imports inside functions included)."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("studio")
+    core = sorted(m for m in graph.modules if m.startswith("studio.core."))
+    for module in core:
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported.startswith("studio.core.") and imported != module:
+                back = graph.find_shortest_chain(importer=imported, imported=module)
+                assert back is None, f"{module} -> {' -> '.join(back)}"

@@ -29,7 +29,7 @@ from studio.core.architectures import (  # noqa: F401 - re-exported: these lived
 )
 from studio.core.config import ModelConfig
 from studio.core.errors import ConfigError
-from studio.core.inspect import list_layers
+from studio.core.layers import list_layers
 
 PARTS = ("head", "last-block", "all")
 
@@ -320,7 +320,7 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def summarize(model: nn.Module, image_size: int) -> list[LayerRow]:
     """The layer table: leaves, blocks down to three levels and any module with parameters of its own.
 
-    Rows come from the studio's one layer walk (`inspect.list_layers`, a real forward pass); each
+    Rows come from the studio's one layer walk (`layers.list_layers`, a real forward pass); each
     counts only its own parameters, so the table's column adds up to the model's total.
     """
     modules = dict(model.named_modules())
