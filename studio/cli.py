@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_doctor, cli_evaluate_export
+from studio import cli_audit, cli_doctor, cli_evaluate_export
 from studio.cli_options import add_config_options, apply_options, given
+from studio.core.config import FAMILIARITY_SPACES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("calibrate", help="fit a finished run's confidence calibration and its 'unlike the "
+                       "training images' check again (for runs made before they existed, or another setting)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the limit lets pass (default: the run's, 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES)
+
     p = sub.add_parser("sample", help="draw the built-in sample data set (4 shape classes) into a folder")
     p.add_argument("folder", nargs="?", metavar="DIR", help="where to write it (default: the user cache)")
     p.add_argument("--per-class", type=int, default=60)
@@ -56,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     cli_evaluate_export.add_parsers(sub)
     cli_doctor.add_parsers(sub)
+    cli_audit.add_parsers(sub)
     return parser
 
 
@@ -147,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from studio.core.predict import Predictor, expand_inputs, write_csv
+    from studio.core.predict import Predictor, expand_inputs, to_json, write_csv
 
     if args.top_k < 1:
         raise CliError("--top-k: must be 1 or more")
@@ -156,19 +165,48 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise CliError(f"no image files found in {', '.join(args.inputs)}")
     predictions = []
+    quiet = args.json or args.csv
+    if not quiet and predictor.familiarity is None:
+        print("note: this model predates the familiarity check; every verdict is 'unavailable' "
+              "(retrain to get one)", file=sys.stderr)
     for p in predictor.predict_paths(files, top_k=args.top_k):
         predictions.append(p)
-        if not args.json and not args.csv:
-            if p.error:
-                print(f"{p.path}: unusable — {p.error}")
-            else:
-                print(f"{p.path}: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top))
+        if not quiet:
+            print(_predict_line(p))
     if args.csv:
         write_csv(predictions, args.csv, args.top_k)
-        print(f"wrote {len(predictions)} rows to {args.csv}")
+        flagged = sum(1 for p in predictions if p.unfamiliar)
+        print(f"wrote {len(predictions)} rows to {args.csv}"
+              + (f" ({flagged} not like the training images)" if flagged else ""))
     if args.json:
-        print(json.dumps([{"path": p.path, "top": p.top, "error": p.error} for p in predictions], indent=2))
+        print(json.dumps([to_json(p) for p in predictions], indent=2))
     return 1 if all(p.error for p in predictions) else 0
+
+
+def _predict_line(p: Any) -> str:
+    from studio.core.predict import UNFAMILIAR_MESSAGE
+
+    if p.error:
+        return f"{p.path}: unusable — {p.error}"
+    classes = ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top)
+    if p.unfamiliar:
+        return f"{p.path}: UNFAMILIAR (score {p.score:.2f}) — {UNFAMILIAR_MESSAGE}; its guess: {classes}"
+    if p.unfamiliar is None:
+        return f"{p.path}: {classes}"
+    return f"{p.path}: {classes} (familiar, score {p.score:.2f})"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from studio.cli_console import ConsoleCallback
+    from studio.core.trust import SPACE_WORDS
+    from studio.core.trust_fit import refit_run
+
+    fit = refit_run(args.run_dir, space=args.familiarity_space, share=args.familiar_share,
+                    callbacks=ConsoleCallback(quiet=True))
+    print(f"temperature {fit.temperature:.3f}; calibration error on validation {100 * fit.before.ece:.1f}% -> "
+          f"{100 * fit.after.ece:.1f}%; familiarity measured in {SPACE_WORDS[fit.familiarity.space]}, "
+          f"limit set so {100 * fit.familiarity.share:.0f}% of validation images pass")
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -228,9 +266,11 @@ def cmd_window(args: argparse.Namespace) -> int:
     return run_app(args.folder)
 
 
-COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample,
+            "calibrate": cmd_calibrate}
 COMMANDS.update(cli_evaluate_export.MODEL_COMMANDS)
 COMMANDS.update(cli_doctor.COMMANDS)
+COMMANDS.update(cli_audit.AUDIT_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

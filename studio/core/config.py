@@ -25,6 +25,7 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 IMBALANCE = ("none", "weighted-loss", "balanced-sampler")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+FAMILIARITY_SPACES = ("auto", "network", "reference")
 
 CONFIG_VERSION = 1
 
@@ -188,6 +189,12 @@ class TrainConfig:
     device: str = setting("auto", "Device", "where to train: auto takes a GPU when there is one; cuda:N one GPU of "
                           "several", metavar="auto|cpu|cuda|cuda:N|mps")
     channels_last: bool = setting(True, "Channels-last memory layout", "faster convolutions on most CPUs and GPUs")
+    # After training: the share of validation images the "unlike the training images" limit lets pass,
+    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    familiar_share: float = setting(0.95, "Familiar share", "share of validation images the 'unlike the training "
+                                    "images' limit lets pass", low=0.5, high=0.999, metavar="SHARE")
+    familiarity_space: str = setting("auto", "Familiarity measured in", "features the familiarity is measured in: "
+                                     "auto, network or reference", choices=FAMILIARITY_SPACES)
 
     def validate(self) -> None:
         validate_section(self, "train")

@@ -175,6 +175,12 @@ class Trainer:
         # The best weights, not the last, are what the user gets.
         if (self.run_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(self.run_dir / "best.pt")["state_dict"])
+        if dist.is_main():
+            from studio.core.trust_fit import fit_after_training
+
+            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=rows,
+                               root=report.root, run_dir=self.run_dir, config=cfg, project_folder=self.project.folder,
+                               callbacks=self.callbacks, should_stop=self.stop)
         test_acc = None
         if pixels.split["test"]:
             stats, _ = evaluate(model, make("test", False), ctx.plain_loss, autocast=contextlib.nullcontext)

@@ -296,6 +296,12 @@ class EvaluatePane(QWidget):
             advice = f"<br><b>Try:</b> {d.advice}" if d.advice else ""
             parts.append(f"<p><b>{ICONS.get(d.severity, '')} {d.title}.</b> {d.detail}{advice}</p>")
         parts += [f"<p><i>{note}</i></p>" for note in ev.notes]
+        c = ev.calibration
+        if c is not None:
+            parts.append(f"<p><b>Confidence.</b> On these images the probabilities the model gives were off by "
+                         f"{100 * c.before.ece:.1f} points on average as trained, and {100 * c.after.ece:.1f} after "
+                         f"calibration, which every prediction uses. The picture is reliability.png in the run "
+                         f"folder.</p>")
         return "".join(parts)
 
     def _add_image(self, target: QListWidget, ev: Evaluation, path: str, true: int, predicted: int,

@@ -38,24 +38,31 @@ from studio.ui.widgets.file_drop import IMAGE_FILES, dropped_paths
 from studio.ui.widgets.image_grid import QtImageView
 from studio.ui.widgets.layer_tree import QtLayerTree
 from studio.ui.widgets.layer_views import QtCamView, QtFeatureMapsView, QtFiltersView
+from studio.ui.widgets.neighbours import QtNeighbours, neighbour_thumbnails
 from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
 from studio.ui.widgets.top_patches_view import QtTopPatchesView
 from studio.ui.workers import QtTaskRunner, describe_exception
 
-MAPS_TAB, FILTERS_TAB, CAM_TAB, PATCHES_TAB = range(4)
+MAPS_TAB, FILTERS_TAB, CAM_TAB, PATCHES_TAB, NEAREST_TAB = range(5)
 
 
-def _build_inspection(serial: int, predictor: Predictor, path: str
-                      ) -> tuple[int, Inspection | None, str, list[WordRow]]:
+def _build_inspection(serial: int, predictor: Predictor, path: str, run: str = ""
+                      ) -> tuple[int, Inspection | None, str, list[WordRow], tuple | None]:
     try:
         inspection = Inspection.of_image(predictor, path)
     except Exception as exc:
-        return serial, None, describe_exception(exc), []
+        return serial, None, describe_exception(exc), [], None
     try:
         words = layers_in_words(predictor.model, predictor.image_size)
     except (RuntimeError, ValueError):
         words = []  # a model the words cannot describe: the PyTorch list still works
-    return serial, inspection, "", words
+    try:
+        prediction, near = predictor.explain(path, run, k=8)
+        root = _data_root(run)
+        explained = (prediction, neighbour_thumbnails(root, near), root)
+    except Exception:  # the maps are still worth showing without the comparison
+        explained = None
+    return serial, inspection, "", words, explained
 
 
 def _grad_cam(serial: int, inspection: Inspection, cls: int) -> tuple[int, int, object, str]:
@@ -226,6 +233,8 @@ class InspectPane(ModelPaneMixin, QWidget):
         self.tabs.setTabToolTip(CAM_TAB, "Which parts of this image raised the score of a class (Grad-CAM)")
         self.tabs.setTabToolTip(PATCHES_TAB, "For each channel of the chosen layer, the pieces of training images "
                                 "that excite it most: what it has learned to detect")
+        self.neighbours = QtNeighbours()
+        self.tabs.addTab(self.neighbours, "Nearest training images")
         self.tabs.currentChanged.connect(self._on_tab)
         split.addWidget(self.tabs)
         split.setSizes([380, 800])
@@ -250,7 +259,8 @@ class InspectPane(ModelPaneMixin, QWidget):
         self._serial += 1
         self.answer_label.setText("Looking inside…")
         self.file_label.setText(self.image_path)
-        self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path)
+        self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path,
+                             self.state.current_run)
 
     @Slot(str)
     def _on_run_changed(self, run: str) -> None:
@@ -281,7 +291,7 @@ class InspectPane(ModelPaneMixin, QWidget):
 
     @Slot(object)
     def _on_inspection(self, value: object) -> None:
-        serial, inspection, error, words = value  # type: ignore[misc]
+        serial, inspection, error, words, explained = value  # type: ignore[misc]
         if serial != self._serial:
             return
         self.words = words
@@ -293,9 +303,20 @@ class InspectPane(ModelPaneMixin, QWidget):
         self._heat = None
         self.image_view.set_array(inspection.pixels.numpy() if inspection.pixels is not None else None)
         (label, p), *_ = inspection.top(1)
+        prediction = explained[0] if explained else None
+        if prediction is not None and prediction.top:
+            label, p = prediction.top[0]  # calibrated, as everywhere a prediction is shown
         truth = labelled_class(self.state.current_run, self.image_path)
         verdict = "" if not truth else (" ✓" if truth == label else f" — labelled {truth}")
-        self.answer_label.setText(f"Predicted: {label} ({100 * p:.1f}%){verdict}")
+        if prediction is not None and prediction.unfamiliar:
+            self.answer_label.setText(f"Not like the training images — closest class {label} ({100 * p:.1f}%), "
+                                      "a guess")
+        else:
+            self.answer_label.setText(f"Predicted: {label} ({100 * p:.1f}%){verdict}")
+        self.neighbours.show_result(prediction, self.predictor.space if self.predictor else "",
+                                    explained[1] if explained else [], explained[2] if explained else "")
+        if prediction is not None and prediction.unfamiliar:
+            self.tabs.setCurrentIndex(NEAREST_TAB)
         self.file_label.setText(f"{Path(self.image_path).name} — as the model sees it: {inspection.x.shape[-1]}×"
                                 f"{inspection.x.shape[-2]} px")
         self.file_label.setToolTip(self.image_path)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.atomic import StorageError, write_bytes
 from studio.core.images import IMAGE_EXTENSIONS
 from studio.core.predict import Prediction, Predictor, expand_inputs, write_csv
 from studio.ui.panes.predict_worker import TOP_K, PredictWorker
@@ -105,6 +106,10 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.only_flagged.setToolTip("Show only the images marked ⚠: the ones worth a second look")
         self.only_flagged.toggled.connect(self._on_only_flagged)
         tools.addWidget(self.only_flagged)
+        self.only_unfamiliar = QCheckBox("Only unfamiliar")
+        self.only_unfamiliar.setToolTip("Show only the images that are not like the training images")
+        self.only_unfamiliar.toggled.connect(self._on_only_unfamiliar)
+        tools.addWidget(self.only_unfamiliar)
         tools.addStretch(1)
         self.inspect_button = QPushButton("Inspect")
         self.inspect_button.setToolTip("Look inside the model for this image (Inspect page)")
@@ -192,7 +197,11 @@ class PredictPane(ModelPaneMixin, QWidget):
         if image.isNull() or not image.save(buffer, "PNG"):
             self.banner.show_message("The pasted data is not a picture that can be read.", "error")
             return ""
-        path.write_bytes(bytes(buffer.data()))
+        try:
+            write_bytes(path, bytes(buffer.data()))
+        except StorageError as exc:
+            self.banner.show_message(str(exc), "error")
+            return ""
         return str(path)
 
     def _start(self) -> None:
@@ -205,6 +214,7 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.table_model.clear()
         self.single.set_picture(None)
         self.only_flagged.setChecked(False)
+        self.only_unfamiliar.setChecked(False)
         self.stack.setCurrentIndex(TABLE if len(self.inputs) > 1 else EMPTY)
         if self.predictor is None:
             self._request_model()
@@ -313,6 +323,10 @@ class PredictPane(ModelPaneMixin, QWidget):
     @Slot(bool)
     def _on_only_flagged(self, on: bool) -> None:
         self.table.proxy.set_only_flagged(on)
+
+    @Slot(bool)
+    def _on_only_unfamiliar(self, on: bool) -> None:
+        self.table.proxy.set_only_unfamiliar(on)
 
     @Slot()
     def _on_stop(self) -> None:
