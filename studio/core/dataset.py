@@ -200,6 +200,27 @@ def scan(
     )
 
 
+def with_unusable(report: ScanReport, problems: dict[str, str]) -> ScanReport:
+    """The report once a later full decode found `problems` (relative path → reason) in files whose header passed.
+
+    A run that scans headers only lets its one decode of every image be the pixel check; the files
+    that fail there become bad records with their reason, exactly as a full scan would have listed
+    them, and a class left with no usable image drops out the same way.
+    """
+    if not problems:
+        return report
+    records = [ImageRecord(r.path, r.label, r.class_name, False, problems[r.path], r.width, r.height)
+               if r.ok and r.path in problems else ImageRecord(**asdict(r)) for r in report.records]
+    classes = [name for name in report.classes if any(r.ok and r.class_name == name for r in records)]
+    label_of = {name: i for i, name in enumerate(classes)}
+    for record in records:
+        record.label = label_of[record.class_name] if record.ok else -1
+    dropped = [name for name in report.classes if name not in label_of]
+    return ScanReport(root=report.root, classes=classes, records=records,
+                      empty_classes=sorted(report.empty_classes + dropped), hidden_skipped=report.hidden_skipped,
+                      stray_files=list(report.stray_files))
+
+
 def stratified_split(
     labels: Sequence[int], val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[int]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,8 @@ from studio.core.images import IMAGE_EXTENSIONS, as_rgb, load_for_model, resize_
 from studio.core.reference import reference_picture
 from studio.core.trust import stored_familiarity, stored_temperature
 
+# Decoding threads for `predict_paths`: two keep a small machine busy without crowding the model.
+DECODE_WORKERS = 2
 UNFAMILIAR_MESSAGE = "Not like the training images — treat the answer with care"
 
 
@@ -158,21 +161,34 @@ class Predictor:
         """The full answer for a PIL image already in hand (pasted, dropped)."""
         return self.assess(self.pixels(image)[None], [lambda: image], [path], top_k)[0]
 
-    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5, batch_size: int = 32) -> Iterator[Prediction]:
-        """Predictions in input order; an unusable file yields a Prediction with its reason."""
+    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5, batch_size: int = 32,
+                      workers: int = DECODE_WORKERS) -> Iterator[Prediction]:
+        """Predictions in input order; an unusable file yields a Prediction with its reason.
+
+        Files are decoded on a small thread pool (Pillow releases the GIL while decoding), a
+        batch's worth at a time, so the model never waits on one file after another.
+        """
         batch: list[tuple[str, torch.Tensor]] = []
-        for path in paths:
-            try:
-                batch.append((str(path), to_tensor(load_for_model(path, self.image_size))))
-            except ImageError as exc:
-                yield from self._flush(batch, top_k)
-                batch = []
-                yield Prediction(str(path), error=exc.reason)
-                continue
-            if len(batch) >= batch_size:
-                yield from self._flush(batch, top_k)
-                batch = []
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="studio-predict") as pool:
+            for chunk in _chunks(paths, batch_size):
+                for path, decoded in zip(chunk, pool.map(self._decode_file, chunk)):
+                    if isinstance(decoded, str):
+                        yield from self._flush(batch, top_k)
+                        batch = []
+                        yield Prediction(str(path), error=decoded)
+                        continue
+                    batch.append((str(path), decoded))
+                    if len(batch) >= batch_size:
+                        yield from self._flush(batch, top_k)
+                        batch = []
         yield from self._flush(batch, top_k)
+
+    def _decode_file(self, path: str | Path) -> torch.Tensor | str:
+        """The pixels, or the reason the file cannot be used."""
+        try:
+            return to_tensor(load_for_model(path, self.image_size))
+        except ImageError as exc:
+            return exc.reason
 
     def _flush(self, batch: list[tuple[str, torch.Tensor]], top_k: int) -> Iterator[Prediction]:
         if not batch:
@@ -186,6 +202,17 @@ class Predictor:
                     yield from self.assess(pixels[None], [partial(reference_picture, path)], [path], top_k)
                 except ImageError as exc:
                     yield Prediction(path, error=exc.reason)
+
+
+def _chunks(items: Iterable[str | Path], size: int) -> Iterator[list[str | Path]]:
+    chunk: list[str | Path] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:

@@ -17,7 +17,7 @@ from studio.core.augment import channel_stats
 from studio.core.cache import ImageCache, build_cache
 from studio.core.callbacks import Callback
 from studio.core.config import RunConfig
-from studio.core.errors import TrainingError  # noqa: F401  (re-exported: it was defined here before)
+from studio.core.errors import TrainingError  # (also re-exported: it was defined here before)
 from studio.core.models import architecture_info
 
 
@@ -29,33 +29,44 @@ class RunPixels:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     notes: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (path, class, split) per cache position
 
 
-def prepare_pixels(cfg: RunConfig, root: str, rows: Sequence[tuple[str, str, str]], classes: list[str], *,
-                   cache_dir: Path, callbacks: Callback, should_stop: Callable[[], bool],
-                   resume: dict[str, Any] | None = None) -> RunPixels:
-    """Decode `rows` (path, class, split) once, then settle the normalization.
+def decode_images(cfg: RunConfig, root: str, paths: Sequence[str], *, cache_dir: Path, callbacks: Callback,
+                  should_stop: Callable[[], bool]) -> ImageCache:
+    """Decode every candidate image once, at the run's size; this decode is also the run's pixel check.
+
+    The cache's failures (position → reason) are the files whose data is bad although their header
+    passed: the caller reports each of them as a skipped file.
+    """
+    size = cfg.model.image_size
+    callbacks.on_status(f"Checking and decoding {len(paths)} images at {size} px")
+    return build_cache(root, paths, size, memory_mb=cfg.data.cache_memory_mb, spill_dir=cache_dir,
+                       should_stop=should_stop, progress=lambda d, t: callbacks.on_progress(d, t, "decoding images"))
+
+
+def prepare_pixels(cfg: RunConfig, cache: ImageCache, paths: Sequence[str], rows: Sequence[tuple[str, str, str]],
+                   classes: list[str], *, callbacks: Callback, resume: dict[str, Any] | None = None) -> RunPixels:
+    """Divide the decoded `paths` by the split in `rows` (path, class, split), then settle the normalization.
 
     Normalization is what pretrained weights expect, or is measured on the training
     split only (validation images must not shape the input scaling); a resumed run
     keeps the one its checkpoint recorded.
     """
-    size = cfg.model.image_size
-    callbacks.on_status(f"Decoding {len(rows)} images at {size} px")
-    cache = build_cache(root, [row[0] for row in rows], size, memory_mb=cfg.data.cache_memory_mb,
-                        spill_dir=cache_dir, should_stop=should_stop,
-                        progress=lambda d, t: callbacks.on_progress(d, t, "decoding images"))
-    notes = []
-    if cache.failures:
-        notes.append(f"{len(cache.failures)} image(s) became unreadable after the scan and were left out.")
+    position = {path: i for i, path in enumerate(paths)}
+    aligned = [(path, "", "") for path in paths]  # positions left out of the split keep no class and no split
     split: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-    for pos, (_, _, name) in enumerate(rows):
-        if pos not in cache.failures:
+    labels = torch.zeros(len(paths), dtype=torch.long)
+    for path, class_name, name in rows:
+        pos = position.get(path)
+        if pos is not None and pos not in cache.failures:
             split[name].append(pos)
+            labels[pos] = classes.index(class_name)
+            aligned[pos] = (path, class_name, name)
+    for name in split:
+        split[name].sort()
     if not split["train"]:
         raise TrainingError("No training images are left after the split; add images or lower the val/test share.")
-    labels = torch.tensor([classes.index(row[1]) for row in rows], dtype=torch.long)
-
     if resume:
         mean, std = tuple(resume["preprocessing"]["mean"]), tuple(resume["preprocessing"]["std"])
     elif cfg.model.pretrained != "none":
@@ -65,4 +76,4 @@ def prepare_pixels(cfg: RunConfig, root: str, rows: Sequence[tuple[str, str, str
         callbacks.on_status("Measuring colour statistics of the training images")
         train = torch.tensor(split["train"])
         mean, std = channel_stats(cache.take(train[i:i + 512]) for i in range(0, len(train), 512))
-    return RunPixels(cache, split, labels, mean, std, notes)
+    return RunPixels(cache, split, labels, mean, std, rows=aligned)

@@ -19,13 +19,13 @@ from studio.core import distributed as dist
 from studio.core.augment import build_train_transform
 from studio.core.callbacks import CallbackList, StopToken
 from studio.core.config import RunConfig
-from studio.core.dataset import ScanReport, scan, stratified_split
+from studio.core.dataset import ScanReport, scan, stratified_split, with_unusable
 from studio.core.devices import pick_device, pick_precision
 from studio.core.errors import TrainingError
 from studio.core.loop import PixelBatches, make_criterion
 from studio.core.models import StudioModel, build_model
 from studio.core.project import Project, default_project_dir
-from studio.core.randomness import seeded_global
+from studio.core.randomness import private_init, seeded_global
 from studio.core.rundata import RunPixels
 from studio.core.runfiles import read_split
 
@@ -41,15 +41,36 @@ def open_project(arg: Project | str | Path | None, cfg: RunConfig) -> Project:
 
 
 def scan_images(cfg: RunConfig, report: ScanReport | None, callbacks: CallbackList, stop: StopToken) -> ScanReport:
-    """The window's scan when it is of the same folder, else a fresh one; at least two classes are needed."""
+    """The window's scan when it is of the same folder, else a fresh one; at least two classes are needed.
+
+    A fresh scan reads headers only: the run decodes every image right after, and that one
+    decode checks the pixels (`with_decode_failures`), so no image is decoded twice.
+    """
     if report is None or Path(report.root) != Path(cfg.data.root).expanduser().resolve():
         callbacks.on_status(f"Checking images in {cfg.data.root}")
-        report = scan(cfg.data.root, should_stop=stop,
+        report = scan(cfg.data.root, should_stop=stop, check_pixels=False,
                       progress=lambda d, t: callbacks.on_progress(d, t, "checking images"))
+    return require_classes(report)
+
+
+def require_classes(report: ScanReport) -> ScanReport:
     if not report.usable:
         raise TrainingError(f"{report.root}: training needs at least two classes with usable images; "
                             f"found {len(report.classes)} ({', '.join(report.classes) or 'none'}).")
     return report
+
+
+def with_decode_failures(report: ScanReport, paths: list[str], failures: dict[int, str]) -> ScanReport:
+    """The report with the files the run's decode refused (cache position → reason) marked bad."""
+    return require_classes(with_unusable(report, {paths[pos]: reason for pos, reason in failures.items()}))
+
+
+def bad_files_note(report: ScanReport, shown: int = 5) -> str:
+    """The report's line on skipped files: each named with its reason, up to `shown` of them."""
+    bad = report.bad
+    named = "; ".join(f"{r.path} ({r.problem})" for r in bad[:shown])
+    more = f"; and {len(bad) - shown} more (`studio scan` lists them all)" if len(bad) > shown else ""
+    return f"{len(bad)} unusable file(s) skipped: {named}{more}."
 
 
 def split_rows(cfg: RunConfig, report: ScanReport, run_dir: Path, resumed: bool
@@ -75,8 +96,12 @@ def run_device(cfg: RunConfig, world: int) -> tuple[torch.device, str]:
 def build_run_model(cfg: RunConfig, n_classes: int, device: torch.device, resume: dict[str, Any] | None
                     ) -> tuple[StudioModel, bool]:
     """The network on its device, from its recorded weights when resuming; whether it runs channels-last."""
-    with seeded_global(cfg.data.seed):  # the same config starts from the same weights, whatever else runs
+    with seeded_global(cfg.data.seed):
         model = build_model(cfg.model, n_classes, load_weights=resume is None)
+    # The same config starts from the same weights, whatever other threads draw meanwhile: the layers
+    # the run creates itself (the custom CNN, every new head) are re-drawn from a generator of its own.
+    own = torch.Generator().manual_seed(cfg.data.seed)
+    private_init(model if cfg.model.arch == "custom" else model.head, own)
     if resume:
         model.load_state_dict(resume["state_dict"])
     model.to(device)

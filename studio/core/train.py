@@ -40,16 +40,18 @@ from studio.core.models import count_parameters
 from studio.core.project import Project, ProjectError
 from studio.core.randomness import RunRandom, private_dropout
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
-from studio.core.rundata import RunPixels, prepare_pixels
+from studio.core.rundata import RunPixels, decode_images, prepare_pixels
 from studio.core.runfiles import split_counts
 from studio.core.runprep import (
     BatchMaker,
+    bad_files_note,
     build_run_model,
     losses_and_batches,
     open_project,
     run_device,
     scan_images,
     split_rows,
+    with_decode_failures,
 )
 from studio.core.stage import Stage, StageContext, TrainState, feature_stage, run_stage
 from studio.core.words import stage_sentence
@@ -137,7 +139,7 @@ class Trainer:
             self.callbacks = CallbackList([])  # one voice: rank 0 reports for all
         self._state = TrainState()
         self.project = open_project(self._project_arg, cfg)
-        report = self.scan_report = scan_images(cfg, self.scan_report, self.callbacks, self.stop)
+        report = scan_images(cfg, self.scan_report, self.callbacks, self.stop)
         # Labels corrected in the studio (relabelled, left out) apply to every run; the folder stays as it is.
         report, labels_version = apply_overlay(report, self.project)
         # A resumed run keeps its own classes, even if the folder gained or lost some since.
@@ -147,13 +149,19 @@ class Trainer:
         self._rec = rec = Recorder(self.project, self.run_dir, cfg, ids)
         rec.open(report)
         record_labels_version(self.project, rec.db_run, labels_version)
-        rows = self._rows(cfg, report, classes)
-        notes = [f"{len(report.bad)} unusable file(s) skipped; the scan report lists each with its reason."] \
-            if report.bad else []
         device, precision = run_device(cfg, self.world)
-        pixels = prepare_pixels(cfg, report.root, rows, classes, cache_dir=self.project.cache_dir,
-                                callbacks=self.callbacks, should_stop=self.stop, resume=self._resume)
-        notes.extend(pixels.notes)
+        # One decode per image: it fills the cache and is the pixel check (a run's own scan reads headers only).
+        paths = [r.path for r in report.good if r.class_name in classes]
+        cache = decode_images(cfg, report.root, paths, cache_dir=self.project.cache_dir, callbacks=self.callbacks,
+                              should_stop=self.stop)
+        if cache.failures:
+            report = with_decode_failures(report, paths, cache.failures)
+            classes = list(self._resume["classes"]) if self._resume else report.classes
+            rec.scan_ids = self.project.record_scan(report) if dist.is_main() else {}
+        self.scan_report = report
+        rows = self._rows(cfg, report, classes)
+        notes = [bad_files_note(report)] if report.bad else []
+        pixels = prepare_pixels(cfg, cache, paths, rows, classes, callbacks=self.callbacks, resume=self._resume)
         rec.record_split(rows)
 
         self.callbacks.on_status(f"Building {cfg.model.arch}")
@@ -182,7 +190,7 @@ class Trainer:
         if dist.is_main():
             from studio.core.trust_fit import fit_after_training
 
-            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=rows,
+            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=pixels.rows,
                                root=report.root, run_dir=self.run_dir, config=cfg, project_folder=self.project.folder,
                                callbacks=self.callbacks, should_stop=self.stop)
         test_acc = None
