@@ -104,10 +104,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     if not args.json and report.usable:
-        from studio.core.devices import pick_device
-        from studio.core.policies import recommendation
+        from studio.core.policies import gpu_likely, recommendation
 
-        print("\nAdvice: " + recommendation(report, gpu=pick_device("auto").type != "cpu"))
+        print("\nAdvice: " + recommendation(report, gpu=gpu_likely()))  # torch-free: scan stays quick
     return 0 if report.usable else 1
 
 

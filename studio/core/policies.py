@@ -7,6 +7,10 @@ images on this computer. Torch-free: the facts come from `architectures`.
 
 from __future__ import annotations
 
+import os
+import platform
+import shutil
+import sys
 from typing import TYPE_CHECKING, Any
 
 from studio.core.architectures import architecture_info
@@ -54,3 +58,12 @@ def recommendation(report: ScanReport | None, gpu: bool) -> str:
                 "computed once), "
                 "or the custom CNN for small, simple images.")
     return "Plenty of images and a GPU: a pretrained EfficientNet or ConvNeXt, fine-tuned fully, is most accurate."
+
+
+def gpu_likely() -> bool:
+    """Whether a GPU the studio could train on is probably here, asked without loading torch (which takes
+    seconds): NVIDIA's driver is installed, or this is a Mac with Apple silicon. For advice only; training
+    itself asks torch (`devices.pick_device`)."""
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
