@@ -81,7 +81,7 @@ class QtDatasetMap(QLabel):
     def show_result(self, result: AuditResult, size: tuple[int, int] = (640, 480)) -> None:
         fig = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
         canvas = FigureCanvasAgg(fig)
-        ax = fig.add_axes((0.02, 0.02, 0.78, 0.96))
+        ax = fig.add_axes((0.02, 0.02, 0.70, 0.96))
         xy = result.map_xy
         classes = sorted(set(result.given))
         colours = {c: f"C{i % 10}" for i, c in enumerate(classes)}
