@@ -75,11 +75,13 @@ class AugmentConfig:
                           choices=AUGMENT_PRESETS + ("custom",), option="--augment", metavar="PRESET")
     hflip: float = setting(0.0, "Mirror left–right", "share of training images mirrored left to right", **_CHANCE)
     vflip: float = setting(0.0, "Mirror top–bottom", "share of training images mirrored top to bottom", **_CHANCE)
-    rotation: float = setting(0.0, "Tilt", "rotate by a random angle up to this many degrees either way", low=0.0,
+    rotation: float = setting(0.0, "Tilt", "rotate by a random angle up to this many degrees either way; "
+                              "the corners are filled with the picture's mirrored edge, not black", low=0.0,
                               high=180.0, unit="°", metavar="DEGREES")
     rotate90: bool = setting(False, "Turn by right angles", "turn by 0, 90, 180 or 270 degrees at random")
     # At least half the picture: tighter crops cut the object off.
-    crop_scale: float = setting(1.0, "Zoom in", "random crops keep at least this share of the picture; 1 = off",
+    crop_scale: float = setting(1.0, "Zoom in", "random crops that always hold the middle of the picture keep "
+                                "at least this share of it; 1 = off",
                                 low=0.5, high=1.0, percent=True, metavar="FRACTION")
     color_jitter: float = setting(0.0, "Vary light and colour", "strength of random brightness, contrast and "
                                   "saturation changes", **_CHANCE)
@@ -154,26 +156,32 @@ class TrainConfig:
     batch_size: int = setting(64, "Batch size", "images per update; lower it if memory runs out", low=1, high=65_536)
     lr: float = setting(1e-3, "Learning rate", "how big a step each update takes; too high and the loss jumps about "
                         "or becomes NaN", low=1e-6, high=1.0)
-    backbone_lr_scale: float = setting(0.1, "Backbone learning-rate factor", "pretrained layers learn at the "
-                                       "learning rate times this; the new last layer at the full rate", low=0.0,
+    backbone_lr_scale: float = setting(0.1, "Pretrained layers' rate", "pretrained layers learn at the "
+                                       "learning rate times this, the new last layer at the full rate, so what they "
+                                       "know is adjusted, not overwritten; raise it towards 1 for images unlike "
+                                       "photographs", low=0.0,
                                        high=10.0, metavar="FACTOR")
     optimizer: str = setting("adamw", "Optimizer", "how each update is computed", choices=OPTIMIZERS,
                              choice_labels={"adamw": "AdamW (adaptive, a safe default)", "sgd": "SGD with momentum"})
     momentum: float = setting(0.9, "Momentum", "SGD: how much of the previous step carries into the next", low=0.0,
                               high=0.999)
     weight_decay: float = setting(1e-4, "Weight decay", "pulls weights towards zero a little each step: fights "
-                                  "memorizing", low=0.0, high=1.0)
+                                  "memorizing; raise it (0.01-0.05) when training accuracy runs far ahead of "
+                                  "validation accuracy", low=0.0, high=1.0)
     schedule: str = setting("cosine", "Schedule", "how the learning rate changes over the run", choices=SCHEDULES,
                             choice_labels={"cosine": "Cosine: slow down smoothly", "onecycle": "One-cycle: up, then "
                                            "down", "step": "Step: divide by 10 every 10 epochs",
                                            "constant": "Constant"})
-    warmup_epochs: float = setting(1.0, "Warm-up", "epochs over which the learning rate rises to its full value",
+    warmup_epochs: float = setting(1.0, "Warm-up", "epochs over which the learning rate rises to its full value, "
+                                   "so the first updates cannot wreck a pretrained network; lengthen it if the loss "
+                                   "jumps at the start",
                                    low=0.0, high=1000.0, option="--warmup", metavar="EPOCHS")
     step_epochs: int = setting(10, "Step every", "step schedule: multiply the learning rate by the step factor "
                                "every this many epochs", low=1, high=10_000, unit="epochs")
     step_gamma: float = setting(0.1, "Step factor", "step schedule: what the learning rate is multiplied by",
                                 low=0.0, high=1.0)
-    label_smoothing: float = setting(0.0, "Label smoothing", "keeps the model from being certain: 0 = off", low=0.0,
+    label_smoothing: float = setting(0.0, "Label smoothing", "keeps the model from being certain (0.1 is common): "
+                                     "helps when some labels may be wrong or classes overlap; 0 = off", low=0.0,
                                      high=0.5)
     imbalance: str = setting("none", "Class sizes", "how classes of very different sizes are treated",
                              choices=IMBALANCE, choice_labels={
@@ -181,7 +189,8 @@ class TrainConfig:
                                  "balanced-sampler": "Show every class equally often"})
     early_stopping: int = setting(0, "Stop early", "epochs without improvement before the run ends; 0 = off",
                                   low=0, high=10_000, unit="epochs", metavar="PATIENCE")
-    grad_clip: float = setting(0.0, "Gradient clipping", "largest gradient norm allowed; 0 = off", low=0.0, high=1e6)
+    grad_clip: float = setting(0.0, "Gradient clipping", "largest gradient norm allowed (0 = off); try 1-5 if the "
+                                "loss suddenly jumps or becomes NaN", low=0.0, high=1e6)
     head_epochs: int = setting(2, "Warm-up of the new layer", "two-stage mode: epochs in which only the new last "
                                "layer learns", low=0, high=10_000, unit="epochs", metavar="EPOCHS")
     precision: str = setting("auto", "Number format", "auto picks bf16 where it is fast, else fp32",

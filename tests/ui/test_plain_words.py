@@ -135,3 +135,10 @@ def test_device_and_advanced_settings_reach_the_config(window, qtbot) -> None:
     train.validate()
     window.state.update("train", weight_decay=0.02, warmup_epochs=3.0)  # elsewhere (a loaded recipe): shown here
     assert options.spins["weight_decay"].value() == 0.02 and options.spins["warmup_epochs"].value() == 3.0
+
+
+def test_every_spin_box_and_combo_box_says_what_it_changes(window) -> None:
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox
+
+    window.panes[3].options.fold.setChecked(True)  # the Advanced settings too
+    assert _controls_without_tooltip(window, (QAbstractSpinBox, QComboBox)) == []

@@ -143,7 +143,6 @@ class AugmentPane(QWidget):
                 spin = bound_spin(f"augment.{name}", whole=True)
                 spin.setValue(start)
                 spin.setSuffix(SUFFIX[kind])
-                spin.setToolTip(f"{label}: {explanation} Watch the preview: the class must stay recognisable.")
                 spin.valueChanged.connect(self._on_edited)
                 grid.addWidget(spin, 2 * i, 1)
                 self.strengths[name] = spin

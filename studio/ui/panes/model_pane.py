@@ -169,6 +169,9 @@ class ModelPane(QWidget):
         self.weights_combo = QComboBox()
         for key, text in WEIGHTS:
             self.weights_combo.addItem(text, key)
+        self.weights_combo.setToolTip("Where the network's starting numbers come from: ImageNet (already learned to "
+                                      "see on 1.2 million photos; best with few images), a weights file of your own, "
+                                      "or random (everything learned from your images alone)")
         self.weights_combo.currentIndexChanged.connect(self._on_weights_chosen)
         form.addRow("Weights", self.weights_combo)
         file_row = QHBoxLayout()

@@ -3,7 +3,8 @@
 Every choice the engine has is reachable in the window: the device (automatic, the CPU or each
 GPU found, each with the number format it would use) and, folded away because the defaults are
 good, the pretrained part's learning-rate scale, the first stage's length, warm-up, label
-smoothing, weight decay and gradient clipping. Ranges are the config's own (studio/core/config.py).
+smoothing, weight decay and gradient clipping. Labels, ranges and tooltips come from each field's
+metadata (studio/core/config.py), as for every bound control.
 """
 
 from __future__ import annotations
@@ -19,29 +20,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.config import field_spec
 from studio.core.devices import device_choices
 from studio.ui.state import QtStudioState
+from studio.ui.widgets.bound import bound_spin, label_for
 
-# field, label, low, high, step, decimals, suffix, tooltip: what it changes and when to touch it
+# The Advanced fields, in the order shown: (field, step, decimals). Label, range and tooltip come from
+# each field's own metadata in studio/core/config.py, as for every other bound control.
 ADVANCED = (
-    ("backbone_lr_scale", "Pretrained part's rate", 0.0, 10.0, 0.05, 2, " × the rate",
-     "A pretrained network learns at the learning rate times this, the new last layer at the full rate, so what "
-     "it already knows is adjusted, not overwritten. Raise it (towards 1) when your images look nothing like "
-     "photographs; lower it when a fine-tuned run gets worse than the first stage."),
-    ("head_epochs", "First stage", 0, 10_000, 1, 0, " epochs",
-     "With two stages: how many epochs only the new last layer learns before the whole network does."),
-    ("warmup_epochs", "Warm-up", 0.0, 1000.0, 0.5, 1, " epochs",
-     "The learning rate rises from zero over this many epochs, so the first updates cannot wreck a pretrained "
-     "network. Lengthen it if the loss jumps at the start."),
-    ("label_smoothing", "Label smoothing", 0.0, 0.5, 0.05, 2, "",
-     "Teaches the model to be a little less than 100 % sure (0.1 is common). Helps when some labels may be wrong "
-     "or classes overlap; 0 turns it off."),
-    ("weight_decay", "Weight decay", 0.0, 1.0, 0.0001, 5, "",
-     "Pulls the learned numbers gently towards zero, a guard against memorising. Raise it (e.g. 0.01-0.05) if "
-     "training accuracy runs far ahead of validation accuracy."),
-    ("grad_clip", "Gradient clipping", 0.0, 1e6, 0.5, 1, "",
-     "Caps how big one update may be (0 = no cap). Try 1-5 if the loss suddenly jumps or becomes NaN."),
+    ("train.backbone_lr_scale", 0.05, 2),
+    ("train.head_epochs", 1, 0),
+    ("train.warmup_epochs", 0.5, 1),
+    ("train.label_smoothing", 0.05, 2),
+    ("train.weight_decay", 0.0001, 5),
+    ("train.grad_clip", 0.5, 1),
 )
+OFF_AT_ZERO = ("train.warmup_epochs", "train.label_smoothing", "train.grad_clip")
 
 
 class QtRunOptions(QWidget):
@@ -57,10 +51,12 @@ class QtRunOptions(QWidget):
         self.device_combo = QComboBox()
         for key, text in device_choices():
             self.device_combo.addItem(text, key)
-        self.device_combo.setToolTip("Where the run computes. Automatic takes a GPU when there is one. Choose the "
-                                     "CPU to keep a GPU free for other work, or one GPU of several.")
+        # Not bound to the field's fixed choices: it lists this computer's own devices, each with its format.
+        help_text = field_spec("train.device").setting.help
+        self.device_combo.setToolTip(f"{help_text[:1].upper()}{help_text[1:]}. Choose the CPU to keep a GPU free "
+                                     "for other work. Each entry says the number format it uses.")
         self.device_combo.currentIndexChanged.connect(self._on_edited)
-        top.addRow("Runs on", self.device_combo)
+        top.addRow(label_for("train.device"), self.device_combo)
         layout.addLayout(top)
         self.fold = QToolButton()
         self.fold.setText("Advanced")
@@ -75,19 +71,13 @@ class QtRunOptions(QWidget):
         form = QFormLayout(self.advanced)
         form.setContentsMargins(12, 0, 0, 0)
         self.spins: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        for name, label, low, high, step, decimals, suffix, tip in ADVANCED:
-            spin: QSpinBox | QDoubleSpinBox = QSpinBox() if decimals == 0 else QDoubleSpinBox()
-            if isinstance(spin, QDoubleSpinBox):
-                spin.setDecimals(decimals)
-            spin.setRange(low, high)
-            spin.setSingleStep(step)
-            spin.setSuffix(suffix)
-            spin.setToolTip(tip)
-            if name in ("label_smoothing", "grad_clip", "warmup_epochs"):
+        for key, step, decimals in ADVANCED:
+            spin = bound_spin(key, decimals=decimals, step=step)
+            if key in OFF_AT_ZERO:
                 spin.setSpecialValueText("off")  # shown at 0
             spin.valueChanged.connect(self._on_edited)
-            form.addRow(label, spin)
-            self.spins[name] = spin
+            form.addRow(label_for(key), spin)
+            self.spins[key.split(".")[1]] = spin
         self.advanced.setVisible(False)
         layout.addWidget(self.advanced)
         state.config_changed.connect(self._on_config_changed)
