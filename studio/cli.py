@@ -14,22 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_audit, cli_doctor, cli_model
-from studio.core.config import (
-    AUGMENT_PRESETS,
-    FAMILIARITY_SPACES,
-    IMBALANCE,
-    OPTIMIZERS,
-    PRECISIONS,
-    SCHEDULES,
-    TRANSFER_MODES,
-)
-
-
-def _architectures() -> list[str]:
-    from studio.core.architectures import list_architectures  # torch-free: `--help` stays fast
-
-    return list_architectures()
+from studio import cli_audit, cli_doctor, cli_evaluate_export
+from studio.cli_options import add_config_options, apply_options, given
+from studio.core.config import FAMILIARITY_SPACES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,46 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = sub.add_parser("train", help="train a model on a class-per-folder image tree")
-    p.add_argument("--data", metavar="DIR", help="image folder: one sub-folder per class")
     p.add_argument("--config", metavar="RUN_JSON", help="start from a saved config.json; other options override it")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--project", metavar="DIR", help="project folder for runs and the database")
     p.add_argument("--name", help="a name for the run")
-    p.add_argument("--arch", choices=_architectures())
-    p.add_argument("--pretrained", metavar="imagenet|none|PATH")
-    p.add_argument("--mode", choices=TRANSFER_MODES)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--blocks", type=int, help="custom CNN: number of conv blocks")
-    p.add_argument("--width", type=int, help="custom CNN: channels of the first block")
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--kernel-size", type=int)
-    p.add_argument("--augment", choices=AUGMENT_PRESETS, metavar="PRESET", help=f"one of {', '.join(AUGMENT_PRESETS)}")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--warmup", type=float, metavar="EPOCHS")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--imbalance", choices=IMBALANCE)
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE")
-    p.add_argument("--grad-clip", type=float)
-    p.add_argument("--val", type=float, metavar="FRACTION", help="share of images for validation (default 0.2)")
-    p.add_argument("--test", type=float, metavar="FRACTION", help="share of images held out for a final test")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", metavar="auto|cpu|cuda|cuda:N|mps", help="where to train (default: automatic)")
-    p.add_argument("--backbone-lr-scale", type=float, metavar="FACTOR",
-                   help="a pretrained backbone learns at the learning rate times this (default 0.1)")
-    p.add_argument("--head-epochs", type=int, metavar="EPOCHS",
-                   help="two-stage mode: epochs in which only the new last layer learns (default 2)")
-    p.add_argument("--precision", choices=PRECISIONS)
-    p.add_argument("--familiar-share", type=float, metavar="SHARE",
-                   help="share of validation images the 'unlike the training images' limit lets pass (default 0.95)")
-    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES,
-                   help="features the familiarity is measured in: auto (default), network or reference")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p)  # every config field, from its metadata: --epochs, --val, --momentum, --hflip, ...
 
     p = sub.add_parser("predict", help="classify images with a trained model")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_or_DIR")
@@ -108,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", metavar="RUN", help="list the images a run used (id or folder name)")
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
-    cli_model.add_parsers(sub)
+    cli_evaluate_export.add_parsers(sub)
     cli_doctor.add_parsers(sub)
     cli_audit.add_parsers(sub)
     return parser
@@ -119,40 +73,20 @@ class CliError(Exception):
 
 
 def _config_from_args(args: argparse.Namespace):
-    from studio.core.config import AugmentConfig, RunConfig
+    from studio.core.config import RunConfig
+    from studio.core.policies import arch_defaults, mode_for_weights
 
     cfg = RunConfig.load(args.config) if args.config else RunConfig()
-    if args.data:
-        cfg.data.root = str(Path(args.data).expanduser().resolve())
+    values = given(args)
+    before = cfg.model.pretrained
+    apply_options(cfg, values)
     if not cfg.data.root:
         raise CliError("--data: give the image folder (one sub-folder per class)")
-    if args.augment:
-        cfg.augment = AugmentConfig.from_preset(args.augment)
-    mapping = {
-        "arch": ("model", "arch"), "pretrained": ("model", "pretrained"), "mode": ("model", "mode"),
-        "image_size": ("model", "image_size"), "blocks": ("model", "blocks"), "width": ("model", "width"),
-        "dropout": ("model", "dropout"), "kernel_size": ("model", "kernel_size"), "epochs": ("train", "epochs"),
-        "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "optimizer": ("train", "optimizer"),
-        "weight_decay": ("train", "weight_decay"), "schedule": ("train", "schedule"),
-        "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
-        "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
-        "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
-        "backbone_lr_scale": ("train", "backbone_lr_scale"), "head_epochs": ("train", "head_epochs"),
-        "familiar_share": ("train", "familiar_share"), "familiarity_space": ("train", "familiarity_space"),
-        "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
-    }
-    for arg, (section, key) in mapping.items():
-        value = getattr(args, arg)
-        if value is not None:
-            setattr(getattr(cfg, section), key, value)
-    if args.pretrained and args.pretrained not in ("none", "imagenet"):
-        cfg.model.pretrained = str(Path(args.pretrained).expanduser().resolve())
-    if args.arch and args.image_size is None and not args.config:
-        from studio.core.models import architecture_info
-
-        cfg.model.image_size = architecture_info(args.arch).default_image_size
-    if args.pretrained and args.pretrained != "none" and args.mode is None and not args.config:
-        cfg.model.mode = "two-stage"  # a sensible default for transfer learning
+    if not args.config:  # a saved config already made these choices
+        if "model.arch" in values and "model.image_size" not in values:
+            cfg.model.image_size = arch_defaults(cfg.model.arch, pick_weights=False)["image_size"]
+        if "model.pretrained" in values and "model.mode" not in values:
+            cfg.model.mode = mode_for_weights(cfg.model.pretrained, before, cfg.model.mode)
     if args.name:
         cfg.name = args.name
     return cfg.validate()
@@ -169,22 +103,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
+    if not args.json and report.usable:
+        from studio.core.policies import gpu_likely, recommendation
+
+        print("\nAdvice: " + recommendation(report, gpu=gpu_likely()))  # torch-free: scan stays quick
     return 0 if report.usable else 1
-
-
-# What `train --resume` accepts besides the run folder; every other option is refused by name.
-_RESUME_OPTIONS = {"command", "folder", "resume", "project", "epochs", "json", "quiet"}
 
 
 def _resume_epochs(args: argparse.Namespace) -> int | None:
     """A resumed run keeps its own settings: --epochs trains it further, anything else is refused, never ignored."""
-    given = sorted(name for name, value in vars(args).items()
-                   if name not in _RESUME_OPTIONS and value not in (None, False))
-    if given:
-        option = "--" + given[0].replace("_", "-")
+    names = args.cfg_options  # field -> its option, as generated for this parser
+    given_options = sorted(names[key] for key in given(args) if key != "train.epochs")
+    given_options += ["--" + name for name in ("config", "name") if getattr(args, name, None)]
+    if given_options:
+        option = given_options[0]
         raise CliError(f"{option}: a resumed run continues with its own settings (only --epochs can change); "
                        f"to change {option}, start a new run: studio train --config RUN_DIR/config.json {option} ...")
-    return args.epochs
+    return given(args).get("train.epochs")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -332,7 +267,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample,
             "calibrate": cmd_calibrate}
-COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_evaluate_export.MODEL_COMMANDS)
 COMMANDS.update(cli_doctor.COMMANDS)
 COMMANDS.update(cli_audit.AUDIT_COMMANDS)
 

@@ -29,6 +29,7 @@ def test_scan_table_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFi
     code, out, _ = run_cli(capsys, "scan", str(root))
     assert code == 0
     assert "cats" in out and "dogs" in out and "truncated" in out.lower()
+    assert "Advice: Few images" in out  # the same advice the Model pane gives, from core
     code, out, _ = run_cli(capsys, "scan", str(root), "--json")
     report = json.loads(out)
     assert {"cats", "dogs"} <= set(report["classes"])

@@ -141,7 +141,7 @@ def test_evaluation_errors_are_plain(run: Path, tmp_path: Path) -> None:
 
 
 def test_cli_evaluate_and_export(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from studio.cli_model import MODEL_COMMANDS, add_parsers
+    from studio.cli_evaluate_export import MODEL_COMMANDS, add_parsers
 
     parser = argparse.ArgumentParser(prog="studio")
     add_parsers(parser.add_subparsers(dest="command"))
@@ -192,6 +192,11 @@ def test_onnx_export_gives_the_predictors_probabilities(run: Path, tmp_path: Pat
     for shape in [(1, 3, 24, 24), (3, 3, 40, 31), (1, 3, 17, 90)]:  # any batch, any height and width
         out = session.run(None, {"images": np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)})[0]
         assert out.shape == (shape[0], 3) and np.allclose(out.sum(1), 1, atol=1e-5)
+    # A real non-square picture: the file answers as the studio does, which resizes with PIL.
+    img = Image.fromarray(pixels[0].permute(1, 2, 0).numpy()).resize((60, 36), Image.Resampling.BICUBIC)
+    studio = dict(predictor.predict_image(img, top_k=3))
+    packaged = session.run(None, {"images": to_tensor(img)[None].numpy()})[0][0]
+    assert packaged.tolist() == pytest.approx([studio[c] for c in predictor.classes], abs=0.05)
     script = export_torchscript(run, tmp_path / "model.pt")
     odd = torch.randint(0, 256, (2, 3, 41, 29), dtype=torch.uint8)
     same = load_script(script.path)(odd).numpy()
@@ -251,6 +256,14 @@ def test_backbone_exports_agree_with_the_predictor(arch: str, tmp_path: Path) ->
     assert onnx_error < 1e-4
     program = torch.export.load(str(export_pt2(data, tmp_path / "m.pt2").path)).module()
     assert torch.allclose(program(pixels), expected, atol=1e-5)  # the same torch kernels: tight
+    # Pictures of another size: both files resize inside, in the same way up to rounding, which this loud
+    # head magnifies (the studio's own resizing is compared on a trained model in the tests above).
+    smooth = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (5, 6, 3), dtype=np.uint8))
+              .resize((40, 48), Image.Resampling.BICUBIC) for i in range(2)]
+    other = torch.stack([to_tensor(img) for img in smooth])
+    onnx_other = torch.from_numpy(session.run(None, {"images": other.numpy()})[0])
+    assert torch.allclose(onnx_other, script(other), atol=0.05)
+    assert (onnx_other.argmax(1) == script(other).argmax(1)).all()
 
 
 def _float64_probabilities(data: dict, pixels: torch.Tensor) -> torch.Tensor:

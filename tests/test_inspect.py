@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import threading
-import time
 import weakref
 from pathlib import Path
 
@@ -257,12 +256,11 @@ def test_inspection_answers_layer_queries_from_memory(monkeypatch: pytest.Monkey
     pixels = torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8)
     ins = Inspection(model, (pixels[None].float() / 255 - 0.5) / 0.25, ["red", "green", "blue"], pixels=pixels)
     counter = CallCounter(model)
-    started = time.perf_counter()
     for row in ins.layers:
         if row.has_maps:
             ins.maps(row.name, sort="mean")
+    # What makes a query fast is that it never runs the model again: counted, not timed.
     assert counter.calls == 0, "a layer query ran the model again"
-    assert time.perf_counter() - started < 1.0
     heat = ins.grad_cam("blue")
     assert counter.calls == 1 and ins.grad_cam(2) is heat  # computed once per class, then cached
     counter.handle.remove()

@@ -85,3 +85,30 @@ def test_corrected_copy_leaves_the_source_byte_identical(tmp_path: Path) -> None
     with pytest.raises(LabelError, match="outside the image folder"):
         labels.write_corrected_copy(report, project, data / "inside")
     assert _folder_hash(data) == before
+
+
+def test_training_reads_labels_through_the_overlay(tmp_path: Path) -> None:
+    from studio.core.checkpoint import load_checkpoint
+    from studio.core.train import Trainer
+    from tests.test_train import tiny_config
+
+    data = make_colour_folder(tmp_path / "data", per_class=6)
+    before = _folder_hash(data)
+    project = Project(tmp_path / "project")
+    report = scan(data)
+    labels.relabel(project, report, "red/red_00.png", "blue")
+    version = labels.exclude(project, report, "green/green_00.png")
+    result = Trainer(tiny_config(data, epochs=1), project=project.folder).run()
+    run_dir = Path(result.run_dir)
+    rows = list(csv.reader((run_dir / "split.csv").open()))
+    used = {row[0]: row[1] for row in rows[1:]}
+    assert used["red/red_00.png"] == "blue" and "green/green_00.png" not in used
+    run = project.find_run(run_dir.name)
+    totals: dict[str, int] = {}
+    for counts in project.split_balance(run.id).values():
+        for cls, n in counts.items():
+            totals[cls] = totals.get(cls, 0) + n
+    assert totals == {"blue": 7, "green": 5, "red": 5}
+    assert labels.labels_version_of_run(project, run.id) == version
+    assert load_checkpoint(run_dir / "best.pt")["classes"] == ["blue", "green", "red"]
+    assert _folder_hash(data) == before

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from studio.core.metrics import (
-    cell_members,
     compute_metrics,
     confusion_matrix,
     diagnose,
@@ -73,8 +72,7 @@ def test_confusion_matrix_rejects_labels_out_of_range() -> None:
         confusion_matrix([0, 1], [0], 3)
 
 
-def test_cell_members_and_most_wrong_ranked_by_confidence_in_the_wrong_answer() -> None:
-    assert cell_members(Y_TRUE, Y_PRED) == {(0, 0): [0, 1], (0, 1): [2], (1, 1): [3], (1, 2): [4], (2, 2): [5]}
+def test_most_wrong_ranked_by_confidence_in_the_wrong_answer() -> None:
     paths = ["a.png", "b.png", "c.png", "d.png"]
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.05, 0.95], [0.45, 0.55]])
     wrong = most_wrong(paths, [0, 0, 0, 1], probs, k=5)

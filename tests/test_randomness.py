@@ -67,3 +67,18 @@ def test_frozen_backbone_features_are_the_ones_prediction_computes() -> None:
     with torch.no_grad():
         expected = model.backbone(x)
     assert torch.equal(compute_features(model.backbone, [(x, None)]), expected)
+
+
+def test_private_init_depends_on_the_seed_alone() -> None:
+    from studio.core.config import ModelConfig
+    from studio.core.models import build_model
+    from studio.core.randomness import private_init
+
+    def fresh(noise: int) -> dict:
+        torch.rand(noise)  # other threads drawing before and during the build
+        model = build_model(ModelConfig(image_size=16, width=8, blocks=2), 3, load_weights=False)
+        assert private_init(model, torch.Generator().manual_seed(4)) == 3
+        return model.state_dict()
+
+    a, b = fresh(1), fresh(1000)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -83,3 +83,24 @@ def test_architecture_facts_match_torchvision() -> None:
         assert info.mean == tuple(preset.mean) and info.std == tuple(preset.std), name
         checked += 1
     assert checked >= 7
+
+
+def test_import_contracts_hold() -> None:
+    """The contracts in pyproject.toml (also run by .ci/run); they read imports inside functions too."""
+    pytest.importorskip("importlinter")
+    out = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+                          "lint_imports_command()"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "3 kept, 0 broken" in out.stdout
+
+
+def test_no_import_circle_in_core() -> None:
+    """No chain of imports in studio.core leads back to where it started (imports inside functions included)."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("studio")
+    core = sorted(m for m in graph.modules if m.startswith("studio.core."))
+    for module in core:
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported.startswith("studio.core.") and imported != module:
+                back = graph.find_shortest_chain(importer=imported, imported=module)
+                assert back is None, f"{module} -> {' -> '.join(back)}"

@@ -88,7 +88,11 @@ def test_train_checkpoint_predict_round_trip(colour_folder: Path, project_dir: P
     predictor = Predictor(run)
     preds = list(predictor.predict_paths(sorted((colour_folder / "red").glob("*.png")), top_k=2))
     assert sum(p.label == "red" for p in preds) >= len(preds) - 1
-    assert all(abs(sum(v for _, v in p.top) - 1) < 1 or len(p.top) == 2 for p in preds)
+    # top_k=2 of three classes: two answers, most likely first, probabilities that cannot add up past 1.
+    assert all(len(p.top) == 2 and p.top[0][1] >= p.top[1][1] >= 0 for p in preds)
+    assert all(sum(v for _, v in p.top) <= 1 + 1e-6 for p in preds)
+    every = list(predictor.predict_paths([p.path for p in preds], top_k=3))
+    assert all(abs(sum(v for _, v in p.top) - 1) < 1e-5 for p in every)  # all classes: exactly a distribution
     again = list(Predictor(run).predict_paths([preds[0].path], top_k=3))[0]
     assert again.top == list(predictor.predict_paths([preds[0].path], top_k=3))[0].top
 
@@ -205,6 +209,27 @@ def test_imbalanced_classes(tmp_path: Path, imbalance: str) -> None:
     assert result.status == "finished" and not math.isnan(result.history[-1]["train_loss"])
 
 
+def test_imbalance_settings_give_rare_classes_their_share() -> None:
+    """What each setting does: the loss counts a rare image more, or the sampler shows it more often."""
+    from studio.core.config import TrainConfig
+    from studio.core.loop import FeatureBatches, make_criterion
+
+    labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 20)
+    plain, none = make_criterion(TrainConfig(imbalance="none"), labels, 3, torch.device("cpu"))
+    assert plain.weight is None and none is None
+    weighted, _ = make_criterion(TrainConfig(imbalance="weighted-loss"), labels, 3, torch.device("cpu"))
+    assert weighted.weight[0] / weighted.weight[2] == pytest.approx(5.0)  # 20 images against 4
+    _, sample_weights = make_criterion(TrainConfig(imbalance="balanced-sampler"), labels, 3, torch.device("cpu"))
+    batches = FeatureBatches(torch.zeros(len(labels), 1), labels, batch_size=7, shuffle=True,
+                             sample_weights=sample_weights, seed=0)
+    drawn = []
+    for epoch in range(50):
+        batches.set_epoch(epoch)
+        drawn.extend(y for _, y in batches)
+    shares = torch.bincount(torch.cat(drawn), minlength=3).double() / len(torch.cat(drawn))
+    assert shares.tolist() == pytest.approx([1 / 3] * 3, abs=0.06)  # unbalanced it would be 0.14, 0.14, 0.71
+
+
 @pytest.mark.parametrize("schedule", ["step", "onecycle", "constant"])
 def test_schedules_and_sgd(colour_folder: Path, project_dir: Path, schedule: str) -> None:
     result = Trainer(tiny_config(colour_folder, epochs=2, schedule=schedule, optimizer="sgd", lr=0.05,
@@ -233,9 +258,15 @@ def test_cancel_before_training_starts(colour_folder: Path, project_dir: Path) -
     assert result.status == "stopped" and result.epochs_done == 0
 
 
-def test_channels_last_bf16_matches_fp32_accuracy(colour_folder: Path, tmp_path: Path) -> None:
-    fast = Trainer(tiny_config(colour_folder, epochs=3, precision="bf16"), project=tmp_path / "a").run()
-    slow = Trainer(tiny_config(colour_folder, epochs=3, precision="fp32", channels_last=False),
-                   project=tmp_path / "b").run()
-    assert fast.best_val_acc >= slow.best_val_acc - 0.1
-    assert torch.isfinite(torch.tensor(fast.history[-1]["train_loss"]))
+def test_channels_last_bf16_matches_fp32_accuracy(tmp_path: Path) -> None:
+    # Close colours: accuracy alone saturates at 100 % on easy data and could not tell the two apart,
+    # so the losses, which stay well above zero here, are compared epoch by epoch as well.
+    close = {"a": (128, 110, 110), "b": (110, 128, 110), "c": (110, 110, 128)}
+    data = make_colour_folder(tmp_path / "d", per_class=16, classes=close)
+    fast = Trainer(tiny_config(data, epochs=3, precision="bf16"), project=tmp_path / "a").run()
+    slow = Trainer(tiny_config(data, epochs=3, precision="fp32", channels_last=False), project=tmp_path / "b").run()
+    assert fast.best_val_acc >= slow.best_val_acc - 0.15
+    assert min(r["train_loss"] for r in slow.history) > 0.1
+    for f, s in zip(fast.history, slow.history, strict=True):  # same seed, same batches
+        assert f["train_loss"] == pytest.approx(s["train_loss"], rel=0.1)
+        assert f["val_loss"] == pytest.approx(s["val_loss"], rel=0.1)

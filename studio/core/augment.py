@@ -66,10 +66,9 @@ def _rotate_reflected(img: torch.Tensor, angle: float) -> torch.Tensor:
     theta = math.radians(angle)
     reach = (abs(math.cos(theta)) + abs(math.sin(theta))) / 2
     pad = min(math.ceil(max(height, width) * (reach - 0.5)) + 2, min(height, width) - 1)
-    x = torch.nn.functional.pad(img[None].float(), (pad, pad, pad, pad), mode="reflect")[0]
+    x = F.pad(img, [pad, pad, pad, pad], padding_mode="reflect")
     x = F.rotate(x, angle, interpolation=F.InterpolationMode.BILINEAR)
-    x = F.center_crop(x, [height, width])
-    return x.round_().clamp_(0, 255).to(img.dtype)
+    return F.center_crop(x, [height, width])
 
 
 def _erase(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:

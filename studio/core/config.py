@@ -16,6 +16,7 @@ from typing import Any
 
 from studio.core.architectures import list_architectures
 from studio.core.errors import ConfigError
+from studio.core.settings import FieldSpec, section_specs, setting, validate_section
 
 AUGMENT_PRESETS = ("none", "natural", "medical", "aerial")
 TRANSFER_MODES = ("head", "last-block", "full", "two-stage")
@@ -34,29 +35,32 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
 
 
-def _range(name: str, value: float, low: float, high: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (low <= value <= high):
-        raise ConfigError(name, f"{value!r} must be a number between {low} and {high}")
+def _architectures() -> tuple[str, ...]:
+    return tuple(list_architectures())
 
 
 @dataclass
 class DataConfig:
     """Where the images are and how they are divided."""
 
-    root: str = ""
-    val_fraction: float = 0.2
-    test_fraction: float = 0.0
-    seed: int = 0
+    root: str = setting("", "Image folder", "image folder: one sub-folder per class", option="--data", metavar="DIR")
+    val_fraction: float = setting(0.2, "Validation", "share of images for validation", low=0.0,
+                                  high=0.9, percent=True, option="--val", metavar="FRACTION")
+    test_fraction: float = setting(0.0, "Test", "share of images held out for a final test", low=0.0, high=0.9,
+                                   percent=True, option="--test", metavar="FRACTION")
+    seed: int = setting(0, "Seed", "random seed of the split, the first weights and the batch order", low=0,
+                        high=2**31 - 1)
     # Decoded images above this many megabytes spill from memory to a disk cache.
-    cache_memory_mb: int = 2048
+    cache_memory_mb: int = setting(2048, "Memory for images", "megabytes of decoded images kept in memory; the rest "
+                                   "spill to a disk cache", low=0, high=1 << 20, unit="MB", metavar="MB")
 
     def validate(self) -> None:
-        _range("data.val_fraction", self.val_fraction, 0.0, 0.9)
-        _range("data.test_fraction", self.test_fraction, 0.0, 0.9)
+        validate_section(self, "data")
         if self.val_fraction + self.test_fraction >= 0.95:
             raise ConfigError("data.val_fraction", "validation and test together leave too few training images")
-        _range("data.seed", self.seed, 0, 2**31 - 1)
-        _range("data.cache_memory_mb", self.cache_memory_mb, 0, 1 << 20)
+
+
+_CHANCE = dict(low=0.0, high=1.0, percent=True)
 
 
 @dataclass
@@ -67,22 +71,24 @@ class AugmentConfig:
     one. Probabilities are 0..1; 0 switches the augmentation off.
     """
 
-    preset: str = "none"
-    hflip: float = 0.0
-    vflip: float = 0.0
-    rotation: float = 0.0  # degrees, uniformly in [-rotation, +rotation]
-    rotate90: bool = False  # any multiple of 90 degrees: for aerial and microscopy images
-    crop_scale: float = 1.0  # random resized crop keeps this fraction of the area at least; 1 = off
-    color_jitter: float = 0.0  # brightness, contrast and saturation strength
-    grayscale: float = 0.0
-    erasing: float = 0.0
+    preset: str = setting("none", "Preset", "a named set of augmentations: " + ", ".join(AUGMENT_PRESETS),
+                          choices=AUGMENT_PRESETS + ("custom",), option="--augment", metavar="PRESET")
+    hflip: float = setting(0.0, "Mirror left–right", "share of training images mirrored left to right", **_CHANCE)
+    vflip: float = setting(0.0, "Mirror top–bottom", "share of training images mirrored top to bottom", **_CHANCE)
+    rotation: float = setting(0.0, "Tilt", "rotate by a random angle up to this many degrees either way", low=0.0,
+                              high=180.0, unit="°", metavar="DEGREES")
+    rotate90: bool = setting(False, "Turn by right angles", "turn by 0, 90, 180 or 270 degrees at random")
+    # At least half the picture: tighter crops cut the object off.
+    crop_scale: float = setting(1.0, "Zoom in", "random crops keep at least this share of the picture; 1 = off",
+                                low=0.5, high=1.0, percent=True, metavar="FRACTION")
+    color_jitter: float = setting(0.0, "Vary light and colour", "strength of random brightness, contrast and "
+                                  "saturation changes", **_CHANCE)
+    grayscale: float = setting(0.0, "Sometimes grey", "share of training images turned grey", **_CHANCE)
+    erasing: float = setting(0.0, "Hide a patch", "share of training images with a random rectangle covered",
+                             **_CHANCE)
 
     def validate(self) -> None:
-        _choice("augment.preset", self.preset, AUGMENT_PRESETS + ("custom",))
-        for name in ("hflip", "vflip", "grayscale", "erasing", "color_jitter"):
-            _range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
-        _range("augment.rotation", self.rotation, 0.0, 180.0)
-        _range("augment.crop_scale", self.crop_scale, 0.05, 1.0)
+        validate_section(self, "augment")
 
     @property
     def needs_pixels(self) -> bool:
@@ -110,25 +116,26 @@ class AugmentConfig:
 class ModelConfig:
     """Which network, where its starting weights come from, what of it trains."""
 
-    arch: str = "custom"
-    pretrained: str = "none"  # "none", "imagenet" or a path to a weights file
-    mode: str = "full"
-    image_size: int = 64
+    arch: str = setting("custom", "Network", "the network to train", choices=_architectures)
+    pretrained: str = setting("none", "Weights", "starting weights: none, imagenet or a weights file",
+                              metavar="imagenet|none|PATH")
+    mode: str = setting("full", "What learns", "which layers learn when starting from pretrained weights",
+                        choices=TRANSFER_MODES, choice_labels={
+                            "two-stage": "Two stages: new layer first, then all", "head": "Only the new last layer",
+                            "last-block": "The last block and the new layer", "full": "Every layer"})
+    image_size: int = setting(64, "Image size", "images are resized to this many pixels square", low=8, high=1024,
+                              unit="px")
     # Custom CNN only.
-    blocks: int = 4
-    width: int = 32
-    dropout: float = 0.2
-    kernel_size: int = 3
+    blocks: int = setting(4, "Blocks", "custom CNN: number of conv blocks; each finds patterns, then halves the "
+                          "picture", low=1, high=8)
+    width: int = setting(32, "Width", "custom CNN: channels of the first block (doubling per block)", low=1, high=1024)
+    dropout: float = setting(0.2, "Dropout", "share of features switched off at random while learning: fights "
+                             "memorizing", low=0.0, high=0.95)
+    kernel_size: int = setting(3, "Kernel size", "custom CNN: how many neighbouring pixels each filter looks at",
+                               choices=(1, 3, 5, 7))
 
     def validate(self) -> None:
-        _choice("model.arch", self.arch, tuple(list_architectures()))
-        _choice("model.mode", self.mode, TRANSFER_MODES)
-        _range("model.image_size", self.image_size, 8, 1024)
-        _range("model.blocks", self.blocks, 1, 8)
-        _range("model.width", self.width, 1, 1024)
-        _range("model.dropout", self.dropout, 0.0, 0.95)
-        if self.kernel_size not in (1, 3, 5, 7):
-            raise ConfigError("model.kernel_size", f"{self.kernel_size!r} is not one of 1, 3, 5, 7")
+        validate_section(self, "model")
         if self.pretrained == "":
             raise ConfigError("model.pretrained", "give none, imagenet or a path to a weights file")
         if self.pretrained not in ("none", "imagenet") and not Path(self.pretrained).is_file():
@@ -143,53 +150,57 @@ class ModelConfig:
 class TrainConfig:
     """How the optimizer walks: the numbers of a training recipe."""
 
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 1e-3
-    backbone_lr_scale: float = 0.1  # backbone learns at lr * this; the new head at lr
-    optimizer: str = "adamw"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    step_epochs: int = 10  # step schedule: multiply lr by step_gamma every this many epochs
-    step_gamma: float = 0.1
-    label_smoothing: float = 0.0
-    imbalance: str = "none"
-    early_stopping: int = 0  # epochs without improvement before stopping; 0 = off
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    head_epochs: int = 2  # two-stage mode: epochs of head warm-up before unfreezing
-    precision: str = "auto"
-    device: str = "auto"
-    channels_last: bool = True
+    epochs: int = setting(15, "Epochs", "passes over all training images", low=1, high=10_000, unit="epochs")
+    batch_size: int = setting(64, "Batch size", "images per update; lower it if memory runs out", low=1, high=65_536)
+    lr: float = setting(1e-3, "Learning rate", "how big a step each update takes; too high and the loss jumps about "
+                        "or becomes NaN", low=1e-6, high=1.0)
+    backbone_lr_scale: float = setting(0.1, "Backbone learning-rate factor", "pretrained layers learn at the "
+                                       "learning rate times this; the new last layer at the full rate", low=0.0,
+                                       high=10.0, metavar="FACTOR")
+    optimizer: str = setting("adamw", "Optimizer", "how each update is computed", choices=OPTIMIZERS,
+                             choice_labels={"adamw": "AdamW (adaptive, a safe default)", "sgd": "SGD with momentum"})
+    momentum: float = setting(0.9, "Momentum", "SGD: how much of the previous step carries into the next", low=0.0,
+                              high=0.999)
+    weight_decay: float = setting(1e-4, "Weight decay", "pulls weights towards zero a little each step: fights "
+                                  "memorizing", low=0.0, high=1.0)
+    schedule: str = setting("cosine", "Schedule", "how the learning rate changes over the run", choices=SCHEDULES,
+                            choice_labels={"cosine": "Cosine: slow down smoothly", "onecycle": "One-cycle: up, then "
+                                           "down", "step": "Step: divide by 10 every 10 epochs",
+                                           "constant": "Constant"})
+    warmup_epochs: float = setting(1.0, "Warm-up", "epochs over which the learning rate rises to its full value",
+                                   low=0.0, high=1000.0, option="--warmup", metavar="EPOCHS")
+    step_epochs: int = setting(10, "Step every", "step schedule: multiply the learning rate by the step factor "
+                               "every this many epochs", low=1, high=10_000, unit="epochs")
+    step_gamma: float = setting(0.1, "Step factor", "step schedule: what the learning rate is multiplied by",
+                                low=0.0, high=1.0)
+    label_smoothing: float = setting(0.0, "Label smoothing", "keeps the model from being certain: 0 = off", low=0.0,
+                                     high=0.5)
+    imbalance: str = setting("none", "Class sizes", "how classes of very different sizes are treated",
+                             choices=IMBALANCE, choice_labels={
+                                 "none": "Treat all images alike", "weighted-loss": "Count rare classes more",
+                                 "balanced-sampler": "Show every class equally often"})
+    early_stopping: int = setting(0, "Stop early", "epochs without improvement before the run ends; 0 = off",
+                                  low=0, high=10_000, unit="epochs", metavar="PATIENCE")
+    grad_clip: float = setting(0.0, "Gradient clipping", "largest gradient norm allowed; 0 = off", low=0.0, high=1e6)
+    head_epochs: int = setting(2, "Warm-up of the new layer", "two-stage mode: epochs in which only the new last "
+                               "layer learns", low=0, high=10_000, unit="epochs", metavar="EPOCHS")
+    precision: str = setting("auto", "Number format", "auto picks bf16 where it is fast, else fp32",
+                             choices=PRECISIONS)
+    device: str = setting("auto", "Device", "where to train: auto takes a GPU when there is one; cuda:N one GPU of "
+                          "several", metavar="auto|cpu|cuda|cuda:N|mps")
+    channels_last: bool = setting(True, "Channels-last memory layout", "faster convolutions on most CPUs and GPUs")
     # After training: the share of validation images the "unlike the training images" limit lets pass,
     # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
-    familiar_share: float = 0.95
-    familiarity_space: str = "auto"
+    familiar_share: float = setting(0.95, "Familiar share", "share of validation images the 'unlike the training "
+                                    "images' limit lets pass", low=0.5, high=0.999, metavar="SHARE")
+    familiarity_space: str = setting("auto", "Familiarity measured in", "features the familiarity is measured in: "
+                                     "auto, network or reference", choices=FAMILIARITY_SPACES)
 
     def validate(self) -> None:
-        _range("train.epochs", self.epochs, 1, 10_000)
-        _range("train.batch_size", self.batch_size, 1, 65_536)
-        _range("train.lr", self.lr, 1e-8, 10.0)
-        _range("train.backbone_lr_scale", self.backbone_lr_scale, 0.0, 10.0)
-        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        _range("train.momentum", self.momentum, 0.0, 0.999)
-        _range("train.weight_decay", self.weight_decay, 0.0, 1.0)
-        _choice("train.schedule", self.schedule, SCHEDULES)
-        _range("train.warmup_epochs", self.warmup_epochs, 0.0, 1000.0)
-        _range("train.step_epochs", self.step_epochs, 1, 10_000)
-        _range("train.step_gamma", self.step_gamma, 0.0, 1.0)
-        _range("train.label_smoothing", self.label_smoothing, 0.0, 0.5)
-        _choice("train.imbalance", self.imbalance, IMBALANCE)
-        _range("train.early_stopping", self.early_stopping, 0, 10_000)
-        _range("train.grad_clip", self.grad_clip, 0.0, 1e6)
-        _range("train.head_epochs", self.head_epochs, 0, 10_000)
-        _choice("train.precision", self.precision, PRECISIONS)
+        validate_section(self, "train")
         # "cuda:1" names one GPU of several; the plain names pick automatically.
         if not (isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()):
             _choice("train.device", self.device, DEVICES)
-        _range("train.familiar_share", self.familiar_share, 0.5, 0.999)
-        _choice("train.familiarity_space", self.familiarity_space, FAMILIARITY_SPACES)
 
 
 @dataclass
@@ -265,3 +276,15 @@ def _section(name: str, kind: type, raw: Any) -> Any:
         elif expected == "str" and not isinstance(value, str):
             raise ConfigError(f"{name}.{key}", f"{value!r} must be text")
     return kind(**raw)
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def field_spec(key: str) -> FieldSpec:
+    """The metadata of one field by its dotted name, "train.lr": what a window control or an option is built from."""
+    section, name = key.split(".")
+    for spec in section_specs(section, SECTIONS[section]):
+        if spec.name == name:
+            return spec
+    raise KeyError(key)

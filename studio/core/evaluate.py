@@ -34,6 +34,7 @@ from studio.core.metrics import (
     most_wrong,
 )
 from studio.core.runfiles import EVALUATION_HEADING, read_history, read_split, update_report
+from studio.core.words import percent
 
 SPLITS = ("train", "val", "test")
 RELIABILITY_PNG = "reliability.png"
@@ -247,10 +248,6 @@ def replace_section(text: str, section: str) -> str:
     return text.rstrip("\n") + "\n\n" + body
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -260,14 +257,14 @@ def evaluation_markdown(ev: Evaluation) -> str:
     lines = [
         SECTION, "",
         f"Best checkpoint `{Path(ev.checkpoint).name}` on the **{ev.split}** split: {m.total} images, "
-        f"accuracy **{_pct(m.accuracy)}**, macro F1 {m.macro_f1:.3f}.", "",
+        f"accuracy **{percent(m.accuracy)}**, macro F1 {m.macro_f1:.3f}.", "",
         "![Confusion matrix: rows are the true class, columns the predicted one](confusion.png)", "",
         "### Per class", "",
         "| class | precision | recall | F1 | images |", "|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {_cell(r.name)} | {_pct(r.precision)} | {_pct(r.recall)} | {r.f1:.3f} | {r.support} |"
+    lines += [f"| {_cell(r.name)} | {percent(r.precision)} | {percent(r.recall)} | {r.f1:.3f} | {r.support} |"
               for r in m.per_class]
-    lines += [f"| **macro average** | {_pct(m.macro_precision)} | {_pct(m.macro_recall)} | {m.macro_f1:.3f} | "
+    lines += [f"| **macro average** | {percent(m.macro_precision)} | {percent(m.macro_recall)} | {m.macro_f1:.3f} | "
               f"{m.total} |", "", "### What to look at", ""]
     for d in ev.diagnostics:
         advice = f" *Try:* {d.advice}" if d.advice else ""
@@ -277,7 +274,7 @@ def evaluation_markdown(ev: Evaluation) -> str:
         lines += ["", "### Most confident mistakes", "", "| image | true | predicted | confidence |",
                   "|---|---|---|---:|"]
         lines += [f"| `{_cell(w.path)}` | {_cell(ev.classes[w.true])} | {_cell(ev.classes[w.predicted])} | "
-                  f"{_pct(w.p_predicted)} |" for w in ev.most_wrong]
+                  f"{percent(w.p_predicted)} |" for w in ev.most_wrong]
     if ev.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in ev.notes]
         lines += [f"  - `{_cell(p)}`: {r}" for p, r in ev.skipped[:20]]
@@ -291,11 +288,12 @@ def confidence_markdown(ev: Evaluation) -> list[str]:
                 "it cannot say when an image is unlike its training images."]
     lines = ["", "### Confidence", "",
              f"Calibration error (ECE: the average gap between the confidence given and the share of answers that "
-             f"were right) on these {ev.metrics.total} images: **{_pct(c.before.ece)}** as trained, "
-             f"**{_pct(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction uses.",
+             f"were right) on these {ev.metrics.total} images: **{percent(c.before.ece)}** as trained, "
+             f"**{percent(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction "
+             "uses.",
              "", f"![Reliability diagram: confidence against observed accuracy]({RELIABILITY_PNG})"]
     if c.space == "network":
-        lines += ["", f"{c.unfamiliar} of these images ({_pct(c.unfamiliar / max(ev.metrics.total, 1))}) are "
+        lines += ["", f"{c.unfamiliar} of these images ({percent(c.unfamiliar / max(ev.metrics.total, 1))}) are "
                   "flagged as not like the training images (on validation images about 5 % are, by design)."]
     return lines
 

@@ -324,13 +324,3 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
         raise _failed(data, "TorchScript", exc) from exc
     commit_temp(tmp, path)
     return Exported(path, _write_sidecar(data, path, "torchscript", "uint8 or float32"), "torchscript")
-
-
-def export_model(source: str | Path | dict[str, Any], fmt: str, out: str | Path | None = None) -> Exported:
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt == "package":
-        from studio.core.package import export_package
-
-        return export_package(source, out)
-    return {"onnx": export_onnx, "pt2": export_pt2, "torchscript": export_torchscript}[fmt](source, out)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from studio.core.atomic import atomic_open
 from studio.core.dataset import DatasetError, ScanReport
-from studio.core.project import Project, register_table
+from studio.core.project import Project, register_column, register_table
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS label_edits (
@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS label_edits (
     at REAL NOT NULL
 )"""
 register_table(_TABLE)
+# Which labels a run trained on: the overlay version when it started (0: the folder as it is).
+register_column("runs", "labels_version", "INTEGER NOT NULL DEFAULT 0")
 ACTIONS = ("relabel", "exclude", "restore")
 EXCLUDED_PROBLEM = "left out of training (label review)"
 
@@ -105,6 +107,24 @@ def overlay_version(project: Project, root: ScanReport | str | Path) -> int:
         db.execute(_TABLE)
         row = db.execute("SELECT MAX(id) FROM label_edits WHERE data_root = ?", (_root(root),)).fetchone()
     return int(row[0] or 0)
+
+
+def record_labels_version(project: Project, run_id: int | None, version: int) -> None:
+    """Note on the run's row which overlay version it trained on (for a project opened before this existed too)."""
+    if run_id is None:
+        return
+    with project._connect() as db:
+        if "labels_version" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+            db.execute("ALTER TABLE runs ADD COLUMN labels_version INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE runs SET labels_version = ? WHERE id = ?", (version, run_id))
+
+
+def labels_version_of_run(project: Project, run_id: int) -> int:
+    with project._connect() as db:
+        if "labels_version" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+            return 0
+        row = db.execute("SELECT labels_version FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def corrections(project: Project, root: ScanReport | str | Path) -> dict[str, Correction]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.words import percent
+
 SEVERITIES = ("error", "warning", "info")
 
 
@@ -28,14 +30,6 @@ def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] |
     if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= n):
         raise ValueError(f"labels must lie in 0..{n - 1}")
     return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
-
-
-def cell_members(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[tuple[int, int], list[int]]:
-    """Which items fall in each confusion cell: what a click on a cell shows."""
-    cells: dict[tuple[int, int], list[int]] = {}
-    for i, (t, p) in enumerate(zip(y_true, y_pred)):
-        cells.setdefault((int(t), int(p)), []).append(i)
-    return cells
 
 
 @dataclass
@@ -154,10 +148,6 @@ def _finite(value: Any) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.0f}%"
-
-
 def diagnose(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, counts: Mapping[str, int],
              n_classes: int, *, message: str = "", imbalance_setting: str = "none", held_out: bool = True
              ) -> list[Diagnostic]:
@@ -219,16 +209,16 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
         if _finite(train_acc) and train_acc >= chance + 0.25:
             out.append(Diagnostic(
                 "error", "Training images are learned, new ones are not",
-                f"Training accuracy reached {_pct(train_acc)} but validation stays at {_pct(val_acc)}, "
-                f"no better than guessing ({_pct(chance)}): the model memorised the training images.",
+                f"Training accuracy reached {percent(train_acc, 0)} but validation stays at {percent(val_acc, 0)}, "
+                f"no better than guessing ({percent(chance, 0)}): the model memorised the training images.",
                 "Switch on augmentation, start from a pretrained backbone (EfficientNet-Lite0 works offline), "
                 "and add images; check that the training and validation folders show the same kinds of pictures.",
             ))
         else:
             out.append(Diagnostic(
                 "error", "Accuracy is stuck at chance",
-                f"Accuracy is {_pct(val_acc)}, what guessing gives ({_pct(chance)}): the model has not learned "
-                "to tell the classes apart.",
+                f"Accuracy is {percent(val_acc, 0)}, what guessing gives ({percent(chance, 0)}): the model has not "
+                "learned to tell the classes apart.",
                 "Check that each folder really holds its class; try a learning rate ten times lower, a "
                 "pretrained backbone, or more epochs.",
             ))
@@ -236,7 +226,7 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
     if _finite(train_acc) and _finite(gap_val) and train_acc - gap_val > 0.15:
         out.append(Diagnostic(
             "warning", "Overfitting: training is far ahead of validation",
-            f"The model is right on {_pct(train_acc)} of its training images but only {_pct(gap_val)} of "
+            f"The model is right on {percent(train_acc, 0)} of its training images but only {percent(gap_val, 0)} of "
             "images it has not seen: it learns the training images by heart.",
             "Switch on augmentation (the 'natural' preset for photos), use a pretrained backbone, add images, "
             "or keep early stopping on; the saved model is already the best epoch's.",
@@ -247,7 +237,7 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
             and vals[-1]["val_acc"] >= max(r["val_acc"] for r in vals) and vals[-1]["val_acc"] > vals[0]["val_acc"]):
         out.append(Diagnostic(
             "info", "Still improving when training ended",
-            f"Validation accuracy was at its best in the last epoch and training accuracy is {_pct(train_acc)}.",
+            f"Validation accuracy was at its best in the last epoch and training accuracy is {percent(train_acc, 0)}.",
             "Train for more epochs.",
         ))
     return out
@@ -295,7 +285,7 @@ def _weak_classes(metrics: Metrics) -> list[Diagnostic]:
             off[i] = 0
             other = metrics.per_class[int(off.argmax())].name if off.any() else ""
             taken = f"; it is most often taken for {other}" if other else ""
-            found = f"Only {_pct(row.recall)}" if row.recall else "None"
+            found = f"Only {percent(row.recall, 0)}" if row.recall else "None"
             out.append(Diagnostic(
                 "warning", f"{row.name} is often missed",
                 f"{found} of the {row.support} {row.name} images were recognised{taken}.",

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +29,7 @@ from studio.core.architectures import (  # noqa: F401 - re-exported: these lived
 )
 from studio.core.config import ModelConfig
 from studio.core.errors import ConfigError
+from studio.core.layers import list_layers
 
 PARTS = ("head", "last-block", "all")
 
@@ -317,54 +317,17 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def _record(shapes: dict[str, tuple[int, ...]], name: str, module: nn.Module, inputs: object, output: object) -> None:
-    first = output[0] if isinstance(output, (tuple, list)) and output else output
-    if isinstance(first, Tensor):
-        shapes[name] = tuple(first.shape[1:])
-
-
 def summarize(model: nn.Module, image_size: int) -> list[LayerRow]:
     """The layer table: leaves, blocks down to three levels and any module with parameters of its own.
 
-    Shapes come from one real forward pass because no formula covers padding rules, adaptive pools
-    and custom blocks reliably. Modules that never run (containers such as ModuleList) have no row.
+    Rows come from the studio's one layer walk (`layers.list_layers`, a real forward pass); each
+    counts only its own parameters, so the table's column adds up to the model's total.
     """
-    chosen = [
-        (name, module) for name, module in model.named_modules()
-        if name and (
-            name.count(".") < 3
-            or not any(True for _ in module.children())
-            or any(True for _ in module.parameters(recurse=False))  # e.g. ConvNeXt's layer scale on a block
-        )
-    ]
-    modes = {module: module.training for module in model.modules()}
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    first = next(model.parameters(), None)
-    sample = torch.zeros(
-        1, 3, image_size, image_size,
-        device=first.device if first is not None else None,
-        dtype=first.dtype if first is not None and first.is_floating_point() else None,
-    )
-    try:
-        for name, module in chosen:
-            handles.append(module.register_forward_hook(partial(_record, shapes, name)))
-        model.eval()
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, training in modes.items():
-            module.training = training
-    return [
-        LayerRow(
-            name=name,
-            kind=type(module).__name__,
-            output_shape=shapes[name],
-            params=sum(p.numel() for p in module.parameters(recurse=False)),
-            trainable=any(p.requires_grad for p in module.parameters()),
-        )
-        for name, module in chosen
-        if name in shapes
-    ]
+    modules = dict(model.named_modules())
+    rows = []
+    for info in list_layers(model, image_size, hidden=True):
+        own = sum(p.numel() for p in modules[info.name].parameters(recurse=False))
+        # e.g. ConvNeXt's layer scale: a parameter on a block, not on a leaf
+        if info.name.count(".") < 3 or info.leaf or own:
+            rows.append(LayerRow(info.name, info.kind, info.output_shape, own, info.trainable))
+    return rows

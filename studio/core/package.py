@@ -19,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import write_text
-from studio.core.export import Exported, ExportError, default_output, load_source, model_description, write_onnx
+from studio.core.export import (
+    FORMATS,
+    Exported,
+    ExportError,
+    default_output,
+    export_onnx,
+    export_pt2,
+    export_torchscript,
+    load_source,
+    model_description,
+    write_onnx,
+)
 from studio.core.package_card import model_card
 
 DECODING = ("EXIF orientation applied; transparency composited on white; 16-bit and float images scaled to "
@@ -98,3 +109,10 @@ def _swap_in(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def export_model(source: str | Path | dict[str, Any], fmt: str, out: str | Path | None = None) -> Exported:
+    """Any export format by name: the one entry the CLI and the window call (here, above every format)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "package":
+        return export_package(source, out)
+    return {"onnx": export_onnx, "pt2": export_pt2, "torchscript": export_torchscript}[fmt](source, out)

@@ -11,9 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
+from studio.core.words import percent
 
 
 def _date(path: Path | None) -> str:
@@ -56,9 +54,9 @@ def _metrics_section(run: Path | None) -> list[str]:
     else:
         lead = (f"Measured on the **{m.total} validation images**. This run kept no held-out test images; the "
                 "validation images chose the best epoch, so these figures are somewhat optimistic.")
-    lines = [lead, "", f"Accuracy {_pct(m.accuracy)}, macro-averaged F1 {_pct(m.macro_f1)}.", "",
+    lines = [lead, "", f"Accuracy {percent(m.accuracy)}, macro-averaged F1 {percent(m.macro_f1)}.", "",
              "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
-    lines += [f"| {c.name} | {_pct(c.precision)} | {_pct(c.recall)} | {_pct(c.f1)} | {c.support} |"
+    lines += [f"| {c.name} | {percent(c.precision)} | {percent(c.recall)} | {percent(c.f1)} | {c.support} |"
               for c in m.per_class]
     if ev.skipped:
         lines += ["", f"{len(ev.skipped)} image(s) could not be read and are not counted."]

@@ -31,6 +31,7 @@ from studio.core.atomic import StorageError, storage_message
 from studio.core.dataset import ScanReport
 from studio.core.errors import ProjectError
 from studio.core.owner import current_owner, owner_alive
+from studio.core.userdirs import documents_folder
 
 # 2: runs record their owner process.
 SCHEMA_VERSION = 2
@@ -120,8 +121,7 @@ def default_project_dir() -> Path:
     env = os.environ.get("STUDIO_HOME")
     if env:
         return Path(env)
-    docs = Path.home() / "Documents"
-    return (docs if docs.is_dir() else Path.home()) / "Classification Studio"
+    return documents_folder() / "Classification Studio"
 
 
 class Project:

@@ -14,6 +14,7 @@ users of the process generator take the same lock.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator
 
@@ -107,3 +108,25 @@ def private_dropout(model: nn.Module, generator: torch.Generator) -> int:
                 continue
             swapped += 1
     return swapped
+
+
+def private_init(model: nn.Module, generator: torch.Generator) -> int:
+    """Give every convolution and linear layer of `model` PyTorch's default first weights, drawn from `generator`.
+
+    PyTorch's layers initialise themselves from the process generator, which another thread may draw
+    from in the middle of a build. The trainer re-draws the layers it owns (the whole custom CNN, and
+    every network's new head) from its own generator with the same rule, so their first weights
+    depend on the seed alone. Returns how many layers were re-drawn.
+    """
+    count = 0
+    for module in model.modules():
+        if type(module) not in (nn.Conv2d, nn.Linear):
+            continue
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        count += 1
+    return count

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import write_bytes, write_text
+from studio.core.words import percent
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 # The heading after which the evaluation owns report.md; the trainer's part comes before it.
@@ -70,10 +71,6 @@ def split_counts(rows: Sequence[tuple[str, str, str]], classes: list[str]) -> di
     return {s: c for s, c in counts.items() if sum(c.values())}
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
 def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], counts: dict[str, dict[str, int]],
                  history: Sequence[dict[str, Any]], result: dict[str, Any], notes: Sequence[str]) -> None:
     """report.md: what a person reads after a run, without opening the studio."""
@@ -82,10 +79,10 @@ def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], c
         f"# Run {run_dir.name}",
         "",
         f"- Status: **{result['status']}** after {result['epochs_done']} epoch(s), {result['seconds']:.0f} s",
-        f"- Best validation accuracy: **{_pct(result.get('best_val_acc'))}** at epoch {result.get('best_epoch')}",
+        f"- Best validation accuracy: **{percent(result.get('best_val_acc'))}** at epoch {result.get('best_epoch')}",
     ]
     if result.get("test_acc") is not None:
-        lines.append(f"- Held-out test accuracy: **{_pct(result['test_acc'])}**")
+        lines.append(f"- Held-out test accuracy: **{percent(result['test_acc'])}**")
     lines += [
         f"- Model: `{model['arch']}`, weights `{model['pretrained']}`, mode `{model['mode']}`, "
         f"{model['image_size']} px",
@@ -105,8 +102,8 @@ def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], c
     for row in history:
         val_loss = "—" if row.get("val_loss") is None else f"{row['val_loss']:.4f}"
         lines.append(
-            f"| {row['epoch']} | {row['train_loss']:.4f} | {_pct(row['train_acc'])} | {val_loss} | "
-            f"{_pct(row.get('val_acc'))} | {row['lr']:.2e} | {row['seconds']:.1f} |"
+            f"| {row['epoch']} | {row['train_loss']:.4f} | {percent(row['train_acc'])} | {val_loss} | "
+            f"{percent(row.get('val_acc'))} | {row['lr']:.2e} | {row['seconds']:.1f} |"
         )
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -25,7 +25,7 @@ from studio.core.errors import TrainingError
 from studio.core.loop import PixelBatches, make_criterion
 from studio.core.models import StudioModel, build_model
 from studio.core.project import Project, default_project_dir
-from studio.core.randomness import seeded_global
+from studio.core.randomness import private_init, seeded_global
 from studio.core.rundata import RunPixels
 from studio.core.runfiles import read_split
 
@@ -96,8 +96,12 @@ def run_device(cfg: RunConfig, world: int) -> tuple[torch.device, str]:
 def build_run_model(cfg: RunConfig, n_classes: int, device: torch.device, resume: dict[str, Any] | None
                     ) -> tuple[StudioModel, bool]:
     """The network on its device, from its recorded weights when resuming; whether it runs channels-last."""
-    with seeded_global(cfg.data.seed):  # the same config starts from the same weights, whatever else runs
+    with seeded_global(cfg.data.seed):
         model = build_model(cfg.model, n_classes, load_weights=resume is None)
+    # The same config starts from the same weights, whatever other threads draw meanwhile: the layers
+    # the run creates itself (the custom CNN, every new head) are re-drawn from a generator of its own.
+    own = torch.Generator().manual_seed(cfg.data.seed)
+    private_init(model if cfg.model.arch == "custom" else model.head, own)
     if resume:
         model.load_state_dict(resume["state_dict"])
     model.to(device)

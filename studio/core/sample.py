@@ -9,21 +9,20 @@ about a second and needs nothing shipped or downloaded.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from studio.core.atomic import write_text, write_with
+from studio.core.userdirs import cache_folder
 
 SAMPLE_CLASSES = ("circle", "square", "triangle", "star")
 
 
 def sample_dir() -> Path:
     """Where the sample set is drawn: the user's cache, never a data folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "classification-studio" / "sample-shapes"
+    return cache_folder() / "sample-shapes"
 
 
 def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:

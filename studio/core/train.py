@@ -34,6 +34,7 @@ from studio.core.errors import (
     TrainingError,
     WeightsUnavailable,
 )
+from studio.core.labels import apply_overlay, record_labels_version
 from studio.core.loop import evaluate, plan_stages
 from studio.core.models import count_parameters
 from studio.core.project import Project, ProjectError
@@ -139,12 +140,15 @@ class Trainer:
         self._state = TrainState()
         self.project = open_project(self._project_arg, cfg)
         report = scan_images(cfg, self.scan_report, self.callbacks, self.stop)
+        # Labels corrected in the studio (relabelled, left out) apply to every run; the folder stays as it is.
+        report, labels_version = apply_overlay(report, self.project)
         # A resumed run keeps its own classes, even if the folder gained or lost some since.
         classes = list(self._resume["classes"]) if self._resume else report.classes
         ids = self.project.record_scan(report) if dist.is_main() else {}
         self.run_dir = make_run_folder(self.project, cfg, self.run_dir)
         self._rec = rec = Recorder(self.project, self.run_dir, cfg, ids)
         rec.open(report)
+        record_labels_version(self.project, rec.db_run, labels_version)
         device, precision = run_device(cfg, self.world)
         # One decode per image: it fills the cache and is the pixel check (a run's own scan reads headers only).
         paths = [r.path for r in report.good if r.class_name in classes]

@@ -30,6 +30,11 @@ def fraction(scale: float) -> str:
     return f"{scale:g} × the"
 
 
+def percent(value: float | None, digits: int = 1, *, width: int = 0, missing: str = "—") -> str:
+    """A share as a percentage: 0.953 → "95.3%"; None (not measured) → `missing`. The one formatter for all."""
+    return missing if value is None else f"{100 * value:{width}.{digits}f}%"
+
+
 def stage_sentence(number: int, stages: int, part: str, trainable: int, total: int, *, pretrained: bool,
                    backbone_scale: float, features_once: bool) -> str:
     """What learns from now on, said when it starts, so the log never repeats a stage that is over.

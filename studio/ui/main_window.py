@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.devices import describe_device, pick_device
 from studio.ui.help_menu import HelpMenu
+from studio.ui.panes.audit_pane import AuditPane
 from studio.ui.panes.augment_pane import AugmentPane
 from studio.ui.panes.data_pane import DataPane
 from studio.ui.panes.evaluate_pane import EvaluatePane
@@ -46,6 +47,7 @@ PANES: list[tuple[str, PaneFactory]] = [
     ("Evaluate", EvaluatePane),
     ("Predict", PredictPane),
     ("Inspect", InspectPane),
+    ("Audit", AuditPane),
 ]
 
 DEFAULT_SIZE = (1280, 800)
@@ -116,6 +118,8 @@ class StudioWindow(QMainWindow):
         titles = [title for title, _ in panes]
         if "Inspect" in titles:  # "inspect this image" from Predict or Evaluate arrives through the state
             state.inspect_requested.connect(lambda _run, _image: self.show_pane(titles.index("Inspect")))
+        if "Audit" in titles:  # "check labels" from Data or Evaluate
+            state.audit_requested.connect(lambda: self.show_pane(titles.index("Audit")))
         self._restore_settings()
         state.watch_runs()
         self._on_run_state(state.run_state)

@@ -7,13 +7,15 @@ needs to react to another pane's edit listens to the signal here instead.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from studio.core.config import RunConfig
 from studio.core.dataset import ScanReport
-from studio.core.project import Project, default_project_dir
+from studio.core.project import Project, ProjectError, default_project_dir
 
 MAX_RECENT = 8
 # How often the project's run list is re-read, so runs started by the CLI or another window appear.
@@ -39,12 +41,14 @@ class QtStudioState(QObject):
     recent_changed = Signal()
     stop_requested = Signal()  # someone (the closing window) wants the current run stopped
     sample_requested = Signal()  # someone wants the built-in sample data set opened
+    audit_requested = Signal()  # someone wants the label check (the Audit page)
 
     def __init__(self, config: RunConfig | None = None, *, project_dir: str | Path | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config or RunConfig()
         self.report: ScanReport | None = None
+        self.raw_report: ScanReport | None = None
         self.recent_folders: list[str] = []
         self.run_state = "idle"
         self.run_detail = ""
@@ -85,15 +89,25 @@ class QtStudioState(QObject):
         """Choose the data folder: the data pane scans it and `report_changed` follows."""
         path = str(Path(folder).expanduser().absolute())
         self.config.data.root = path
-        self.report = None
+        self.report = self.raw_report = None
         self.add_recent(path)
         self.config_changed.emit("data")
         self.report_changed.emit()
         self.folder_changed.emit(path)
 
     def set_report(self, report: ScanReport | None) -> None:
+        """The scan as the folder is (`raw_report`) and as corrected in the project (`report`, what pages show)."""
+        self.raw_report = report
         self.report = report
+        if report is not None:
+            from studio.core.labels import apply_overlay
+
+            with contextlib.suppress(OSError, sqlite3.Error, ProjectError):  # no usable project: folder as is
+                self.report = apply_overlay(report, self.project)[0]
         self.report_changed.emit()
+
+    def request_audit(self) -> None:
+        self.audit_requested.emit()
 
     def add_recent(self, folder: str) -> None:
         self.recent_folders = [folder] + [f for f in self.recent_folders if f != folder]

@@ -11,7 +11,7 @@ from studio.core.predict import UNFAMILIAR_MESSAGE
 from studio.ui.panes.inspect_pane import NEAREST_TAB, InspectPane
 from studio.ui.panes.predict_pane import SINGLE, TABLE, PredictPane
 from studio.ui.state import QtStudioState
-from studio.ui.widgets.prediction_table import VERDICT
+from studio.ui.widgets.prediction_table import CONFIDENCE, VERDICT
 from tests.test_trust import stripes
 from tests.ui.view_helpers import dispose, drop_paths, train_tiny_run
 
@@ -67,6 +67,7 @@ def test_table_filters_to_unfamiliar_rows_and_the_csv_carries_the_column(qtbot, 
     assert shown == flagged
     verdict = pane.table.proxy.index(0, VERDICT).data()
     assert verdict.startswith("⚠ No")
+    assert pane.table.proxy.index(0, CONFIDENCE).data().startswith("guess")  # not a confident-looking number
     assert "not like the training images" in pane.table.summary.text()
     out = tmp_path / "window.csv"
     pane.choose_csv_path = lambda: str(out)

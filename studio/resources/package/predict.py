@@ -3,8 +3,9 @@
     pip install onnxruntime pillow numpy
     python predict.py photo.jpg more_photos/ [--top-k 3] [--json]
 
-Prints, for each image, the most likely classes with their probabilities: the same answers,
-in the same format, as `studio predict` gives for the model this package was made from.
+Prints, for each image, the most likely classes with their calibrated probabilities and whether
+the image is like the model's training images: the same answers, in the same format, as
+`studio predict` gives for the model this package was made from.
 
 model.onnx resizes, normalizes and applies softmax itself; it takes RGB images (uint8, 0..255,
 shape [N, 3, H, W]). What a graph cannot do happens here, exactly as the studio does it:
@@ -92,8 +93,13 @@ class Model:
         self.session = ort.InferenceSession(str(folder / self.info["model_file"]), providers=["CPUExecutionProvider"])
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 [N, 3, H, W] → float [N, classes]."""
-        return self.session.run(None, {self.info["input"]["name"]: pixels})[0]
+        """uint8 [N, 3, H, W] → float [N, classes], calibrated as in the studio."""
+        return self.answer(pixels)[0]
+
+    def answer(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities, and the unfamiliarity score when the model has one (above 1: unlike its training images)."""
+        outputs = self.session.run(None, {self.info["input"]["name"]: pixels})
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
 
     def top(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
         order = np.argsort(-probs, kind="stable")[:k]
@@ -115,6 +121,22 @@ def expand(inputs: list[str]) -> list[Path]:
     return out
 
 
+LIMIT = 1.0  # model.json: familiarity.threshold
+UNFAMILIAR = "Not like the training images — treat the answer with care"
+
+
+def line(r: dict) -> str:
+    """One image's answer, worded as `studio predict` words it."""
+    if r["error"]:
+        return f"{r['path']}: unusable — {r['error']}"
+    classes = ", ".join(f"{c} {100 * v:.1f}%" for c, v in r["top"])
+    if r["unfamiliar"]:
+        return f"{r['path']}: UNFAMILIAR (score {r['unfamiliar_score']:.2f}) — {UNFAMILIAR}; its guess: {classes}"
+    if r["unfamiliar"] is None:
+        return f"{r['path']}: {classes}"
+    return f"{r['path']}: {classes} (familiar, score {r['unfamiliar_score']:.2f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify images with this model package.")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_or_DIR")
@@ -128,14 +150,15 @@ def main(argv: list[str] | None = None) -> int:
             pixels = prepare(path, model.size)[None]
         except Exception as exc:  # one unreadable file must not stop the rest
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            results.append({"path": str(path), "top": [], "error": reason})
+            results.append({"path": str(path), "top": [], "error": reason, "unfamiliar": None,
+                            "unfamiliar_score": None})
             continue
-        results.append({"path": str(path), "top": model.top(model.probabilities(pixels)[0], args.top_k), "error": ""})
+        probs, score = model.answer(pixels)
+        value = None if score is None else float(score[0])
+        results.append({"path": str(path), "top": model.top(probs[0], args.top_k), "error": "",
+                        "unfamiliar": None if value is None else value > LIMIT, "unfamiliar_score": value})
     for r in results if not args.json else []:
-        if r["error"]:
-            print(f"{r['path']}: unusable — {r['error']}")
-        else:
-            print(f"{r['path']}: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in r["top"]))
+        print(line(r))
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if results and all(r["error"] for r in results) else 0

@@ -26,6 +26,7 @@ from studio.core.dataset import ScanReport
 from studio.core.errors import ImageError
 from studio.core.images import load_for_model, to_tensor
 from studio.ui.state import QtStudioState
+from studio.ui.widgets.bound import bound_spin, label_for
 from studio.ui.widgets.common import heading, hint
 from studio.ui.widgets.thumbnails import QtThumbnailGrid
 from studio.ui.workers import QtTaskRunner
@@ -42,18 +43,18 @@ PRESET_TEXT = {
     "custom": ("Custom", "Your own mix of the switches below."),
 }
 
-# field, label, kind, explanation, strength when first switched on
+# field (its label and range are the config's), kind, explanation, strength when first switched on
 TOGGLES = (
-    ("hflip", "Mirror left–right", "chance", "For pictures whose left and right do not matter (most photos).", 50),
-    ("vflip", "Mirror top–bottom", "chance", "Only where up and down do not matter: aerial or microscope images.", 50),
-    ("rotation", "Tilt", "degrees", "Rotates by a random angle, up to this many degrees either way; the corners "
+    ("hflip", "chance", "For pictures whose left and right do not matter (most photos).", 50),
+    ("vflip", "chance", "Only where up and down do not matter: aerial or microscope images.", 50),
+    ("rotation", "degrees", "Rotates by a random angle, up to this many degrees either way; the corners "
      "are filled with the picture's own mirrored edge, not black.", 10),
-    ("rotate90", "Turn by right angles", "switch", "Turns by 0, 90, 180 or 270 degrees: for images with no 'up'.", 0),
-    ("crop_scale", "Zoom in", "keep", "Zooms in on a random part that always holds the middle of the picture, "
+    ("rotate90", "switch", "Turns by 0, 90, 180 or 270 degrees: for images with no 'up'.", 0),
+    ("crop_scale", "keep", "Zooms in on a random part that always holds the middle of the picture, "
      "keeping at least this much of it.", 70),
-    ("color_jitter", "Vary light and colour", "strength", "Random brightness, contrast and saturation changes.", 20),
-    ("grayscale", "Sometimes grey", "chance", "Turns some images grey, so colour alone cannot decide.", 10),
-    ("erasing", "Hide a patch", "chance", "Covers a random rectangle, so the model looks at the whole object.", 25),
+    ("color_jitter", "strength", "Random brightness, contrast and saturation changes.", 20),
+    ("grayscale", "chance", "Turns some images grey, so colour alone cannot decide.", 10),
+    ("erasing", "chance", "Covers a random rectangle, so the model looks at the whole object.", 25),
 )
 SUFFIX = {"chance": " % of images", "degrees": " °", "keep": " % kept", "strength": " % strength"}
 
@@ -131,17 +132,15 @@ class AugmentPane(QWidget):
         grid.setColumnStretch(0, 1)
         self.checks: dict[str, QCheckBox] = {}
         self.strengths: dict[str, QSpinBox] = {}
-        for i, (name, label, kind, explanation, start) in enumerate(TOGGLES):
+        for i, (name, kind, explanation, start) in enumerate(TOGGLES):
+            label = label_for(f"augment.{name}")
             check = QCheckBox(label)
             check.setToolTip(explanation)
             check.toggled.connect(self._on_edited)
             grid.addWidget(check, 2 * i, 0)
             self.checks[name] = check
             if kind != "switch":
-                spin = QSpinBox()
-                # A zoom keeps at least half the picture: tighter crops cut the object off.
-                low, high = {"keep": (50, 99), "degrees": (1, 180)}.get(kind, (1, 100))
-                spin.setRange(low, high)
+                spin = bound_spin(f"augment.{name}", whole=True)
                 spin.setValue(start)
                 spin.setSuffix(SUFFIX[kind])
                 spin.setToolTip(f"{label}: {explanation} Watch the preview: the class must stay recognisable.")
@@ -184,7 +183,7 @@ class AugmentPane(QWidget):
         if self._syncing:
             return
         values: dict[str, object] = {}
-        for name, _, kind, _, _ in TOGGLES:
+        for name, kind, _, _ in TOGGLES:
             on = self.checks[name].isChecked()
             spin = self.strengths.get(name)
             if kind == "switch":
@@ -215,7 +214,7 @@ class AugmentPane(QWidget):
         self._syncing = True
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(cfg.preset))
         self.preset_hint.setText(PRESET_TEXT[cfg.preset][1])
-        for name, _, kind, _, _ in TOGGLES:
+        for name, kind, _, _ in TOGGLES:
             value = getattr(cfg, name)
             on = value < 1.0 if kind == "keep" else bool(value)
             self.checks[name].setChecked(on)

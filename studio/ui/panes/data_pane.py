@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableWidgetItem,
@@ -25,11 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.config import field_spec
 from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport, stratified_split
 from studio.core.errors import ImageError
 from studio.core.images import load_for_model
 from studio.core.sample import make_sample_dataset
 from studio.ui.state import QtStudioState
+from studio.ui.widgets.bound import bound_spin, label_for
 from studio.ui.widgets.charts import QtBalanceChart
 from studio.ui.widgets.common import QtBanner, heading, make_table
 from studio.ui.widgets.thumbnails import QtThumbnailGrid
@@ -109,7 +110,10 @@ class DataPane(QWidget):
         self.folder_label = QLabel()
         self.folder_label.setObjectName("path")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for w in (self.choose_button, self.sample_button, self.recent_button):
+        self.audit_button = QPushButton("Check labels…")
+        self.audit_button.setToolTip("Find images whose label looks wrong, and duplicates; correct them here")
+        self.audit_button.clicked.connect(self.state.request_audit)
+        for w in (self.choose_button, self.sample_button, self.recent_button, self.audit_button):
             bar.addWidget(w)
         bar.addWidget(self.folder_label, 1)
         layout.addLayout(bar)
@@ -174,11 +178,13 @@ class DataPane(QWidget):
     def _build_split_box(self) -> QGroupBox:
         box = QGroupBox("How the images are divided")
         grid = QHBoxLayout(box)
-        self.val_spin = _percent_spin("Images held back to measure progress after every epoch")
-        self.test_spin = _percent_spin("Images kept aside, unseen, for an honest final score after training")
+        self.val_spin = bound_spin("data.val_fraction")
+        self.val_spin.setToolTip("Images held back to measure progress after every epoch")
+        self.test_spin = bound_spin("data.test_fraction")
+        self.test_spin.setToolTip("Images kept aside, unseen, for an honest final score after training")
         self.val_spin.valueChanged.connect(self._on_split_edited)
         self.test_spin.valueChanged.connect(self._on_split_edited)
-        grid.addWidget(QLabel("Validation"))
+        grid.addWidget(QLabel(label_for("data.val_fraction")))
         grid.addWidget(self.val_spin)
         grid.addSpacing(16)
         grid.addWidget(QLabel("Held-out test"))
@@ -303,8 +309,10 @@ class DataPane(QWidget):
     @Slot()
     def _on_split_edited(self) -> None:
         val, test = self.val_spin.value(), self.test_spin.value()
-        self.val_spin.setMaximum(90 - test)
-        self.test_spin.setMaximum(90 - val)
+        # Together no more than either alone may be, so that training keeps images (see DataConfig).
+        top = round(100 * field_spec("data.val_fraction").setting.high)
+        self.val_spin.setMaximum(top - test)
+        self.test_spin.setMaximum(top - val)
         if not self._syncing:
             self.state.update("data", val_fraction=val / 100, test_fraction=test / 100)
 
@@ -375,11 +383,3 @@ class DataPane(QWidget):
         self._thumbs.shutdown()
         self._sample.shutdown()
         self.balance_chart.shutdown()
-
-
-def _percent_spin(tooltip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(0, 90)
-    spin.setSuffix(" %")
-    spin.setToolTip(tooltip)
-    return spin

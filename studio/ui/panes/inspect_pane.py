@@ -28,13 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.images import IMAGE_EXTENSIONS
 from studio.core.inspect import Inspection, conv_layers
 from studio.core.layer_words import WordRow, layers_in_words
 from studio.core.predict import Predictor
 from studio.core.runfiles import read_split
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, heading, hint
+from studio.ui.widgets.file_drop import IMAGE_FILES, dropped_paths
 from studio.ui.widgets.image_grid import QtImageView
 from studio.ui.widgets.layer_tree import QtLayerTree
 from studio.ui.widgets.layer_views import QtCamView, QtFeatureMapsView, QtFiltersView
@@ -478,21 +478,18 @@ class InspectPane(ModelPaneMixin, QWidget):
             self.set_image(images[self._val_index])
 
     def _ask_image(self) -> str:
-        pattern = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ");;All files (*)"
         start = str(Path(self.image_path).parent) if self.image_path else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an image to inspect", start, pattern)
+        path, _ = QFileDialog.getOpenFileName(self, "Choose an image to inspect", start, IMAGE_FILES)
         return path
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        if any(u.isLocalFile() and Path(u.toLocalFile()).is_file() for u in urls):
+        if dropped_paths(event.mimeData(), files_only=True):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
-        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()
-                 and Path(u.toLocalFile()).is_file()]
+        files = dropped_paths(event.mimeData(), files_only=True)
         if not files:
             event.ignore()
             return

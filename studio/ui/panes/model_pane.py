@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QTableWidgetItem,
     QVBoxLayout,
@@ -26,14 +24,15 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.config import ModelConfig
-from studio.core.dataset import ScanReport
 from studio.core.devices import pick_device
 from studio.core.errors import WeightsUnavailable
 from studio.core.layer_words import layers_in_words
 from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
+from studio.core.policies import arch_defaults, mode_for_weights, recommendation
 from studio.core.randomness import seeded_global
 from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
+from studio.ui.widgets.bound import bind, bound_combo, bound_spin, label_for
 from studio.ui.widgets.common import QtBanner, heading, hint, make_table
 from studio.ui.workers import QtTaskRunner
 
@@ -43,36 +42,12 @@ WEIGHTS_HINT = {
     "file": "Starts from a weights file you have, for example a model from an earlier project.",
     "none": "Starts from random weights: the network learns everything from your images alone.",
 }
-MODES = (
-    ("two-stage", "Two stages: new layer first, then all"),
-    ("head", "Only the new last layer"),
-    ("last-block", "The last block and the new layer"),
-    ("full", "Every layer"),
-)
 MODE_HINT = {
     "two-stage": "First only the new last layer learns for a few epochs, then every layer adjusts. A safe default.",
     "head": "The pretrained network stays as it is; only the new last layer learns. Fastest, good for few images.",
     "last-block": "The last block of the network adjusts too. A middle way between speed and accuracy.",
     "full": "Every layer learns. The most accurate with many images, and the slowest.",
 }
-
-
-def recommendation(report: ScanReport | None, gpu: bool) -> str:
-    """Advice in one or two sentences, from the number of images and the hardware."""
-    if report is None or not report.classes:
-        return "Choose a data folder first: the advice here depends on how many images you have."
-    smallest = min(report.counts().values())
-    if smallest < 150:
-        return (f"Few images ({smallest} in the smallest class): use a pretrained backbone. EfficientNet-Lite0 "
-                "with ImageNet weights works offline and learns from few examples. A custom CNN needs many more "
-                "images, unless the pictures are very simple.")
-    if not gpu:
-        return ("Enough images to learn from. Without a GPU, letting every layer of a pretrained network learn is "
-                "slow (a few images per second at 224 px, also in the second of two stages). Quickest here: "
-                "EfficientNet-Lite0 with What learns = Only the new last layer (without augmentation its features are "
-                "computed once), "
-                "or the custom CNN for small, simple images.")
-    return "Plenty of images and a GPU: a pretrained EfficientNet or ConvNeXt, fine-tuned fully, is most accurate."
 
 
 def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
@@ -185,8 +160,9 @@ class ModelPane(QWidget):
         for name in list_architectures():
             info = architecture_info(name)
             self.arch_combo.addItem(info.title + ("  (weights included)" if info.bundled else ""), name)
+        bind(self.arch_combo, "model.arch")
         self.arch_combo.currentIndexChanged.connect(self._on_arch_chosen)
-        form.addRow("Network", self.arch_combo)
+        form.addRow(label_for("model.arch"), self.arch_combo)
         self.arch_hint = hint("")
         form.addRow("", self.arch_hint)
 
@@ -213,43 +189,31 @@ class ModelPane(QWidget):
         self.weights_hint = hint("")
         form.addRow("", self.weights_hint)
 
-        self.mode_combo = QComboBox()
-        for key, text in MODES:
-            self.mode_combo.addItem(text, key)
+        self.mode_combo = bound_combo("model.mode")
         self.mode_combo.currentIndexChanged.connect(self._on_edited)
-        form.addRow("What learns", self.mode_combo)
+        form.addRow(label_for("model.mode"), self.mode_combo)
         self.mode_hint = hint("")
         form.addRow("", self.mode_hint)
 
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(8, 1024)
-        self.size_spin.setSingleStep(8)
-        self.size_spin.setSuffix(" px")
+        self.size_spin = bound_spin("model.image_size", step=8)
         self.size_spin.valueChanged.connect(self._on_edited)
-        form.addRow("Image size", self.size_spin)
+        form.addRow(label_for("model.image_size"), self.size_spin)
         self.size_hint = hint("")
         form.addRow("", self.size_hint)
         outer.addLayout(form)
 
         self.custom_box = QGroupBox("Custom CNN")
         custom = QFormLayout(self.custom_box)
-        self.blocks_spin = _spin(1, 8, "Each block finds patterns, then halves the picture: more see larger shapes")
-        self.width_spin = _spin(1, 512, "Filters in the first block (doubling per block): more can learn more, slower")
-        self.dropout_spin = QDoubleSpinBox()
-        self.dropout_spin.setRange(0.0, 0.9)
-        self.dropout_spin.setSingleStep(0.05)
-        self.dropout_spin.setToolTip("Share of features switched off at random while learning: fights memorizing")
-        self.kernel_combo = QComboBox()
-        for k in (1, 3, 5, 7):
-            self.kernel_combo.addItem(f"{k} × {k}", k)
-        self.kernel_combo.setToolTip("How many neighbouring pixels each filter looks at")
+        self.blocks_spin = bound_spin("model.blocks")
+        self.width_spin = bound_spin("model.width")
+        self.dropout_spin = bound_spin("model.dropout", step=0.05)
+        self.kernel_combo = bound_combo("model.kernel_size", {k: f"{k} × {k}" for k in (1, 3, 5, 7)})
         for w in (self.blocks_spin, self.width_spin, self.dropout_spin):
             w.valueChanged.connect(self._on_edited)
         self.kernel_combo.currentIndexChanged.connect(self._on_edited)
-        custom.addRow("Blocks", self.blocks_spin)
-        custom.addRow("Width", self.width_spin)
-        custom.addRow("Dropout", self.dropout_spin)
-        custom.addRow("Kernel size", self.kernel_combo)
+        for key, widget in (("model.blocks", self.blocks_spin), ("model.width", self.width_spin),
+                            ("model.dropout", self.dropout_spin), ("model.kernel_size", self.kernel_combo)):
+            custom.addRow(label_for(key), widget)
         outer.addWidget(self.custom_box)
         self.weights_status = QtBanner(closable=False)
         outer.addWidget(self.weights_status)
@@ -262,11 +226,8 @@ class ModelPane(QWidget):
     def _on_arch_chosen(self) -> None:
         if self._syncing:
             return
-        info = architecture_info(self.arch_combo.currentData())
         # What a user switching networks expects: its own image size, and its pretrained weights if it has any.
-        self.state.update("model", arch=info.name, image_size=info.default_image_size,
-                          pretrained="imagenet" if info.imagenet else "none",
-                          mode="two-stage" if info.imagenet else "full")
+        self.state.update("model", **arch_defaults(self.arch_combo.currentData(), pick_weights=True))
 
     @Slot()
     def _on_weights_chosen(self) -> None:
@@ -278,19 +239,19 @@ class ModelPane(QWidget):
             if not path:
                 self._on_config_changed("model")  # back to what it was
                 return
-            self.state.update("model", pretrained=path, mode=self._mode_for_pretrained())
+            self.state.update("model", pretrained=path, mode=self._mode_for(path))
         else:
-            self.state.update("model", pretrained=key, mode="full" if key == "none" else self._mode_for_pretrained())
+            self.state.update("model", pretrained=key, mode=self._mode_for(key))
 
     @Slot()
     def _on_browse_weights(self) -> None:
         path = self.choose_weights_dialog()
         if path:
-            self.state.update("model", pretrained=path, mode=self._mode_for_pretrained())
+            self.state.update("model", pretrained=path, mode=self._mode_for(path))
 
-    def _mode_for_pretrained(self) -> str:
+    def _mode_for(self, pretrained: str) -> str:
         current = self.state.config.model
-        return "two-stage" if current.pretrained == "none" else current.mode
+        return mode_for_weights(pretrained, current.pretrained, current.mode)
 
     @Slot()
     def _on_edited(self) -> None:
@@ -439,10 +400,3 @@ class ModelPane(QWidget):
         self._debounce.stop()
         self._summary.shutdown()
         self._weights.shutdown()
-
-
-def _spin(low: int, high: int, tooltip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setToolTip(tooltip)
-    return spin

@@ -34,6 +34,7 @@ from studio.core.predict import Prediction, Predictor, expand_inputs, write_csv
 from studio.ui.panes.predict_worker import TOP_K, PredictWorker
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, hint
+from studio.ui.widgets.file_drop import IMAGE_FILES, dropped_paths
 from studio.ui.widgets.prediction_table import QtPredictionTable
 from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
 from studio.ui.widgets.single_prediction import QtSinglePrediction
@@ -171,8 +172,7 @@ class PredictPane(ModelPaneMixin, QWidget):
 
     def predict_mime(self, mime: QMimeData | None, where: str = "the drop") -> bool:
         """Files (or folders) named by URLs, else a picture carried as image data; False when neither."""
-        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime is not None and mime.hasUrls() \
-            else []
+        paths = dropped_paths(mime)
         if paths:
             self.predict_files(paths)
             return True
@@ -376,8 +376,7 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.banner.show_message(f"Saved {self.table_model.rowCount()} rows to {path}", "info")
 
     def _ask_files(self) -> list[str]:
-        pattern = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ");;All files (*)"
-        files, _ = QFileDialog.getOpenFileNames(self, "Choose images to classify", str(Path.home()), pattern)
+        files, _ = QFileDialog.getOpenFileNames(self, "Choose images to classify", str(Path.home()), IMAGE_FILES)
         return files
 
     def _ask_folder(self) -> str:
@@ -392,7 +391,7 @@ class PredictPane(ModelPaneMixin, QWidget):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
         mime = event.mimeData()
-        if (mime.hasUrls() and any(u.isLocalFile() for u in mime.urls())) or mime.hasImage():
+        if dropped_paths(mime) or mime.hasImage():
             event.acceptProposedAction()
         else:
             event.ignore()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import ConfigError
-from studio.core.words import count
+from studio.core.words import count, percent
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading
@@ -39,10 +39,6 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
 
 
 class TrainPane(QWidget):
@@ -312,9 +308,9 @@ class TrainPane(QWidget):
         stage = " (new layer only)" if info["stage"] == "head" else ""
         best = "  ★ best so far" if info["is_best"] else ""
         self._append(f"Epoch {info['epoch']}/{info['epochs']}{stage}: train loss {info['train_loss']:.4f}, "
-                     f"accuracy {_pct(info['train_acc'])}; validation loss "
+                     f"accuracy {percent(info['train_acc'])}; validation loss "
                      f"{'—' if info['val_loss'] is None else format(info['val_loss'], '.4f')}, accuracy "
-                     f"{_pct(info['val_acc'])}; {info['seconds']:.1f} s{best}")
+                     f"{percent(info['val_acc'])}; {info['seconds']:.1f} s{best}")
         selected = self.run_list.selected_runs()
         self._refresh_runs()  # the runs table shows this epoch and the best figure so far
         if not selected:
@@ -326,9 +322,9 @@ class TrainPane(QWidget):
     def _on_finished(self, result: dict) -> None:
         words = {"finished": "Finished", "stopped": "Stopped", "early-stopped": "Stopped early (no more progress)"}
         text = (f"{words.get(result['status'], result['status'])} after {count(result['epochs_done'], 'epoch')}: best "
-                f"validation accuracy {_pct(result['best_val_acc'])} at epoch {result['best_epoch']}.")
+                f"validation accuracy {percent(result['best_val_acc'])} at epoch {result['best_epoch']}.")
         if result.get("test_acc") is not None:
-            text += f" Held-out test accuracy: {_pct(result['test_acc'])}."
+            text += f" Held-out test accuracy: {percent(result['test_acc'])}."
         if result["epochs_done"]:
             text += f"\nModel saved in {result['checkpoint']}"
         self._append(text.replace("\n", " "))

@@ -13,7 +13,8 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from studio.core.errors import ExportError
-from studio.core.export import SUFFIX, default_output, export_model
+from studio.core.export import SUFFIX, default_output
+from studio.core.package import export_model
 from studio.ui.workers import QtTaskRunner, describe_exception
 
 FORMATS = (("package", "Model package (folder) — for labs and programs: model, model card, script"),

@@ -136,6 +136,8 @@ class PredictionTableModel(QAbstractTableModel):
             return {"unfamiliar": "⚠ No: treat with care", "familiar": "yes",
                     "unavailable": "not checked (older model)"}[p.verdict]
         if col == CONFIDENCE:
+            if p.unfamiliar:  # a high number here would read as "sure" for an image the model cannot judge
+                return f"guess, {100 * p.confidence:.0f}%"
             return ("⚠ " if self.is_low(p) else "") + f"{100 * p.confidence:.1f}%"
         if col == TOP3:
             return " · ".join(f"{c} {100 * v:.0f}%" for c, v in p.top[:3])

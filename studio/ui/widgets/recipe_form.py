@@ -5,23 +5,15 @@ from __future__ import annotations
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
-    QSpinBox,
     QWidget,
 )
 
 from studio.ui.state import QtStudioState
-
-OPTIMIZERS = (("adamw", "AdamW (adaptive, a safe default)"), ("sgd", "SGD with momentum"))
-SCHEDULES = (("cosine", "Cosine: slow down smoothly"), ("onecycle", "One-cycle: up, then down"),
-             ("step", "Step: divide by 10 every 10 epochs"), ("constant", "Constant"))
-IMBALANCE = (("none", "Treat all images alike"), ("weighted-loss", "Count rare classes more"),
-             ("balanced-sampler", "Show every class equally often"))
+from studio.ui.widgets.bound import bound_combo, bound_spin, label_for
 
 
 class QtRecipeForm(QGroupBox):
@@ -32,40 +24,28 @@ class QtRecipeForm(QGroupBox):
         self.state = state
         self._syncing = False
         form = QFormLayout(self)
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10_000)
-        self.epochs_spin.setToolTip("Passes over all training images")
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 1.0)
-        self.lr_spin.setSingleStep(0.0001)
-        self.lr_spin.setToolTip("How big a step each update takes. Too high and the loss jumps about or becomes NaN")
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setToolTip("Images per update; lower it if memory runs out")
-        self.optimizer_combo = _combo(OPTIMIZERS)
-        self.schedule_combo = _combo(SCHEDULES)
+        self.epochs_spin = bound_spin("train.epochs")
+        self.epochs_spin.setSuffix("")
+        self.lr_spin = bound_spin("train.lr", decimals=6, step=0.0001)
+        self.batch_spin = bound_spin("train.batch_size")
+        self.optimizer_combo = bound_combo("train.optimizer")
+        self.schedule_combo = bound_combo("train.schedule")
         self.early_check = QCheckBox("if no progress for")
-        self.early_spin = QSpinBox()
-        self.early_spin.setRange(1, 1000)
+        self.early_spin = bound_spin("train.early_stopping")
         self.early_spin.setValue(5)
-        self.early_spin.setSuffix(" epochs")
         self.early_check.setToolTip("Ends the run when validation accuracy stops improving; the best model is kept")
-        self.imbalance_combo = _combo(IMBALANCE)
-        self.imbalance_combo.setToolTip("For classes of very different sizes")
+        self.imbalance_combo = bound_combo("train.imbalance")
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("optional, e.g. 'first try'")
         self.name_edit.setToolTip("A name to recognise this run by in the runs table and when comparing curves")
         early = QHBoxLayout()
         early.addWidget(self.early_check)
         early.addWidget(self.early_spin, 1)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Optimizer", self.optimizer_combo)
-        form.addRow("Schedule", self.schedule_combo)
-        form.addRow("Stop early", early)
-        form.addRow("Class sizes", self.imbalance_combo)
+        for key, widget in (("train.epochs", self.epochs_spin), ("train.lr", self.lr_spin),
+                            ("train.batch_size", self.batch_spin), ("train.optimizer", self.optimizer_combo),
+                            ("train.schedule", self.schedule_combo), ("train.early_stopping", early),
+                            ("train.imbalance", self.imbalance_combo)):
+            form.addRow(label_for(key), widget)
         form.addRow("Run name", self.name_edit)
         for spin in (self.epochs_spin, self.batch_spin, self.early_spin, self.lr_spin):
             spin.valueChanged.connect(self._on_edited)
@@ -106,10 +86,3 @@ class QtRecipeForm(QGroupBox):
         if t.early_stopping:
             self.early_spin.setValue(t.early_stopping)
         self._syncing = False
-
-
-def _combo(items: tuple[tuple[str, str], ...]) -> QComboBox:
-    combo = QComboBox()
-    for key, text in items:
-        combo.addItem(text, key)
-    return combo

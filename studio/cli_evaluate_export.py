@@ -90,7 +90,7 @@ def format_evaluation(ev) -> str:  # noqa: ANN001 - an Evaluation; imported lazi
 
 @_plain_errors
 def cmd_export(args: argparse.Namespace) -> int:
-    from studio.core.export import export_model
+    from studio.core.package import export_model
 
     exported = export_model(args.run_dir, args.format, Path(args.out) if args.out else None)
     if exported.format == "package":

@@ -1,0 +1,254 @@
+"""The Audit page: images whose label looks wrong, duplicates, and a map of the whole set.
+
+The audit runs on a worker thread (the features take time the first time);
+corrections are made from the keyboard so a queue of a hundred images takes
+minutes: R gives an image the suggested class, X leaves it out of training,
+U restores it, N moves on. Corrections go to the project, never to the folder,
+and the Data page counts follow at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QImage, QKeySequence, QMouseEvent, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core import labels
+from studio.core.audit import AuditResult, run_audit
+from studio.core.cache import Cancelled
+from studio.ui.state import QtStudioState
+from studio.ui.widgets.common import heading, make_table
+from studio.ui.workers import SIGNAL_INTERVAL_S, QtWorkerThread, _Worker
+
+SUSPECT_COLUMNS = ("Image", "Labelled", "Looks like", "Suspicion", "Correction")
+
+
+class AuditWorker(_Worker):
+    progress = Signal(int, int)
+    result = Signal(object)
+
+    def __init__(self, report: object, project_folder: Path) -> None:
+        super().__init__()
+        self.report, self.project_folder = report, project_folder
+        self._stop = threading.Event()
+        self._last = 0.0
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done in (0, total) or now - self._last >= SIGNAL_INTERVAL_S:
+            self._last = now
+            self.progress.emit(done, total)
+
+    def work(self) -> None:
+        try:
+            self.result.emit(run_audit(self.report, self.project_folder, progress=self._progress,
+                                       should_stop=self._stop.is_set))
+        except Cancelled:
+            return
+
+
+class QtDatasetMap(QLabel):
+    """One dot per image coloured by class; suspects ringed, duplicates crossed. Hover names it, click opens it."""
+
+    def __init__(self) -> None:
+        super().__init__("The map appears after the check.")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMouseTracking(True)
+        self.points = np.zeros((0, 2))
+        self.files: list[str] = []
+        self.root = ""
+
+    def show_result(self, result: AuditResult, size: tuple[int, int] = (640, 480)) -> None:
+        fig = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_axes((0.02, 0.02, 0.78, 0.96))
+        xy = result.map_xy
+        classes = sorted(set(result.given))
+        colours = {c: f"C{i % 10}" for i, c in enumerate(classes)}
+        for c in classes:
+            rows = [i for i, g in enumerate(result.given) if g == c]
+            ax.scatter(xy[rows, 0], xy[rows, 1], s=10, color=colours[c], label=c)
+        index = {f: i for i, f in enumerate(result.files)}
+        suspects = [index[s.file] for s in result.suspected_labels if s.file in index]
+        dups = [index[f] for g in result.duplicates for f in g.files if f in index]
+        ax.scatter(xy[suspects, 0], xy[suspects, 1], s=60, facecolors="none", edgecolors="black",
+                   label="label looks wrong")
+        ax.scatter(xy[dups, 0], xy[dups, 1], s=30, marker="x", color="black", label="duplicate")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        canvas.draw()
+        pixels = np.asarray(canvas.buffer_rgba())
+        height = pixels.shape[0]
+        shown = ax.transData.transform(xy) if len(xy) else np.zeros((0, 2))
+        self.points = np.column_stack([shown[:, 0], height - shown[:, 1]])
+        self.files, self.root = list(result.files), result.root
+        image = QImage(pixels.data, pixels.shape[1], height, QImage.Format.Format_RGBA8888).copy()
+        self.setPixmap(QPixmap.fromImage(image))
+        self.setFixedSize(pixels.shape[1], height)
+
+    def file_at(self, pos: QPoint, radius: float = 6.0) -> str | None:
+        if not len(self.points):
+            return None
+        d = np.hypot(self.points[:, 0] - pos.x(), self.points[:, 1] - pos.y())
+        i = int(d.argmin())
+        return self.files[i] if d[i] <= radius else None
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        found = self.file_at(event.position().toPoint())
+        if found:
+            path = Path(self.root, *found.split("/"))
+            QToolTip.showText(event.globalPosition().toPoint(), f'{found}<br><img src="{path}" width="96">', self)
+        else:
+            QToolTip.hideText()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        found = self.file_at(event.position().toPoint())
+        if found:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.root, *found.split("/")))))
+
+
+class AuditPane(QWidget):
+    def __init__(self, state: QtStudioState) -> None:
+        super().__init__()
+        self.state = state
+        self.result: AuditResult | None = None
+        self._thread: QtWorkerThread | None = None
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Check labels"))
+        layout.addWidget(QLabel("Finds images whose label looks wrong, copies of one picture, and images unlike "
+                                "the rest. Corrections stay in the project; your folder is never changed.\n"
+                                "Keys: R use the suggested class · X leave out of training · U undo · N next"))
+        row = QHBoxLayout()
+        self.check_button = QPushButton("Check labels")
+        self.check_button.clicked.connect(self.start)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = QLabel("")
+        row.addWidget(self.check_button)
+        row.addWidget(self.progress)
+        row.addWidget(self.status, 1)
+        layout.addLayout(row)
+        self.tabs = QTabWidget()
+        self.suspects = make_table(SUSPECT_COLUMNS)
+        self.duplicates = make_table(("Kind", "Images"))
+        self.map = QtDatasetMap()
+        self.tabs.addTab(self.suspects, "Labels that look wrong")
+        self.tabs.addTab(self.duplicates, "Duplicates")
+        self.tabs.addTab(self.map, "Map")
+        layout.addWidget(self.tabs, 1)
+        for key, action in (("R", self.relabel_current), ("X", self.exclude_current), ("U", self.restore_current),
+                            ("N", self.next_row)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(action)
+
+    @Slot()
+    def start(self) -> None:
+        report = self.state.raw_report
+        if report is None or self._thread is not None:
+            self.status.setText("Choose an image folder on the Data page first." if report is None else "")
+            return
+        corrected, version = labels.apply_overlay(report, self.state.project)
+        worker = AuditWorker(corrected, self.state.project.folder)
+        worker.progress.connect(self._on_progress)
+        worker.result.connect(self.show_result)
+        worker.failed.connect(self.status.setText)
+        self._thread = QtWorkerThread(worker, "audit")
+        self._thread.finished.connect(self._on_finished)
+        self.check_button.setEnabled(False)
+        self.progress.show()
+        self.status.setText("Looking at every image (only the first time takes long)…")
+        self._thread.start()
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self._thread = None
+        self.check_button.setEnabled(True)
+        self.progress.hide()
+
+    @Slot(object)
+    def show_result(self, result: AuditResult) -> None:
+        self.result = result
+        self.status.setText(f"{len(result.files)} images checked: {len(result.suspected_labels)} labels look "
+                            f"wrong, {len(result.duplicates)} groups of duplicates, {len(result.outliers)} outliers.")
+        self.suspects.setRowCount(len(result.suspected_labels))
+        for row, s in enumerate(result.suspected_labels):
+            for col, text in enumerate((s.file, s.given, s.suggested, f"{s.score:.2f}", "")):
+                self.suspects.setItem(row, col, QTableWidgetItem(text))
+        self.duplicates.setRowCount(len(result.duplicates))
+        for row, g in enumerate(result.duplicates):
+            self.duplicates.setItem(row, 0, QTableWidgetItem(g.kind))
+            self.duplicates.setItem(row, 1, QTableWidgetItem(", ".join(g.files)))
+        self.map.show_result(result)
+        self._refresh_corrections()
+        if result.suspected_labels:
+            self.suspects.selectRow(0)
+            self.suspects.setFocus()
+
+    def _current(self) -> tuple[int, str, str] | None:
+        row = self.suspects.currentRow()
+        if self.result is None or not 0 <= row < len(self.result.suspected_labels):
+            return None
+        s = self.result.suspected_labels[row]
+        return row, s.file, s.suggested
+
+    def _edit(self, action: str) -> None:
+        current = self._current()
+        report = self.state.raw_report
+        if current is None or report is None:
+            return
+        row, file, suggested = current
+        labels.record_edit(self.state.project, report, file, action, suggested if action == "relabel" else "")
+        self.state.set_report(report)
+        self._refresh_corrections()
+        if action != "restore":
+            self.next_row()
+
+    def relabel_current(self) -> None:
+        self._edit("relabel")
+
+    def exclude_current(self) -> None:
+        self._edit("exclude")
+
+    def restore_current(self) -> None:
+        self._edit("restore")
+
+    def next_row(self) -> None:
+        row = self.suspects.currentRow()
+        if row + 1 < self.suspects.rowCount():
+            self.suspects.selectRow(row + 1)
+
+    def _refresh_corrections(self) -> None:
+        if self.result is None or self.state.raw_report is None:
+            return
+        fixes = labels.corrections(self.state.project, self.state.raw_report)
+        for row, s in enumerate(self.result.suspected_labels):
+            fix = fixes.get(s.file)
+            text = "" if fix is None else "left out" if fix.excluded else f"now {fix.new_class}"
+            self.suspects.setItem(row, 4, QTableWidgetItem(text))

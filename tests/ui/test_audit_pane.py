@@ -1,0 +1,46 @@
+"""The Audit page: a review queue driven from the keyboard, whose corrections show on the Data page."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from studio.ui.panes.audit_pane import AuditPane
+from tests.conftest import make_colour_folder, snapshot
+from tests.ui.conftest import RUN_TIMEOUT_MS, load_folder
+
+
+def _counts(window) -> dict[str, int]:
+    table = window.panes[0].class_table
+    return {table.item(i, 0).text(): int(table.item(i, 1).text()) for i in range(table.rowCount())}
+
+
+def test_review_queue_with_shortcuts_updates_data_counts(window, qtbot, tmp_path: Path) -> None:
+    data = make_colour_folder(tmp_path / "data", per_class=6, size=32)
+    shutil.move(data / "red" / "red_02.png", data / "blue" / "red_02.png")
+    before = snapshot(data)
+    load_folder(window, qtbot, data)
+    assert _counts(window) == {"blue": 7, "green": 6, "red": 5}
+    qtbot.mouseClick(window.panes[0].audit_button, Qt.MouseButton.LeftButton)
+    pane = next(p for p in window.panes if isinstance(p, AuditPane))
+    assert window.stack.currentWidget() is pane
+    qtbot.mouseClick(pane.check_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pane.result is not None and pane.check_button.isEnabled(), timeout=RUN_TIMEOUT_MS)
+    first = pane.result.suspected_labels[0]
+    assert (first.file, first.suggested) == ("blue/red_02.png", "red")
+    pane.suspects.setFocus()
+    qtbot.keyClick(pane.suspects, Qt.Key.Key_R)
+    assert pane.suspects.item(0, 4).text() == "now red"
+    assert _counts(window) == {"blue": 6, "green": 6, "red": 6}
+    pane.suspects.selectRow(0)
+    qtbot.keyClick(pane.suspects, Qt.Key.Key_X)
+    assert pane.suspects.item(0, 4).text() == "left out"
+    assert _counts(window)["blue"] == 6 and _counts(window)["red"] == 5
+    pane.suspects.selectRow(0)
+    qtbot.keyClick(pane.suspects, Qt.Key.Key_U)
+    assert pane.suspects.item(0, 4).text() == ""
+    assert _counts(window) == {"blue": 7, "green": 6, "red": 5}
+    assert snapshot(data) == before
+    pane.map.grab().save(str(tmp_path / "map.png"))
