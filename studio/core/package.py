@@ -32,6 +32,7 @@ from studio.core.export import (
     write_onnx,
 )
 from studio.core.package_card import model_card
+from studio.core.predict import UNFAMILIAR_MESSAGE
 
 DECODING = ("EXIF orientation applied; transparency composited on white; 16-bit and float images scaled to "
             "0..255; JPEGs decoded at a reduced scale (1/2, 1/4 or 1/8) that keeps the shorter side at least "
@@ -60,8 +61,12 @@ def package_info(data: dict[str, Any]) -> dict[str, Any]:
     pre = data["preprocessing"]
     info["preprocessing"] = {"image_size": int(pre["image_size"]), "resize": pre.get("resize", ""),
                              "mean": list(pre["mean"]), "std": list(pre["std"]), "before_the_graph": DECODING}
-    # Fitted thresholds (familiarity, calibration) travel here once the checkpoint holds them.
-    info["thresholds"] = dict(data.get("thresholds") or {})
+    # The numbers the answers are judged by: calibration's temperature and the familiarity limit.
+    familiarity = info.get("familiarity")
+    info["thresholds"] = {"temperature": info.get("temperature")}
+    if familiarity and familiarity.get("output"):
+        info["thresholds"]["unfamiliar_score"] = familiarity["threshold"]
+    info["unfamiliar_message"] = UNFAMILIAR_MESSAGE
     info["studio_version"] = _studio_version()
     return info
 
