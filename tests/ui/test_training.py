@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 
 from studio.core.project import Project
@@ -176,7 +177,10 @@ def test_same_seed_gives_the_same_history_while_the_window_draws_random_numbers(
         noise.stop()
         run = Project(window.state.project_dir).runs()[-1]
         histories.append([(r["train_loss"], r["val_loss"]) for r in Project(window.state.project_dir).epochs(run.id)])
-    assert len(histories[0]) == 2 and histories[0] == histories[1]
+    # Two threads doing float work at once can split a reduction differently (last-bit differences); a run that
+    # drew its augmentations or dropout from the window's generator differs by 1e-3 and more.
+    assert len(histories[0]) == 2
+    assert np.allclose(np.array(histories[0], dtype=float), np.array(histories[1], dtype=float), rtol=1e-5, atol=0)
 
 
 def test_data_folder_deleted_mid_run_fails_in_one_line(window, qtbot, tmp_path: Path) -> None:
