@@ -144,7 +144,7 @@ def test_recent_folders_and_geometry_are_remembered(qtbot, tmp_path: Path) -> No
 def test_whole_flow_is_registered_and_inspect_requests_switch_pages(window, qtbot, tmp_path) -> None:
     """Evaluate, Predict and Inspect sit after Train, and a request to inspect lands on Inspect."""
     titles = [window.nav.item(i).text().split()[-1] for i in range(window.nav.count())]
-    assert titles == ["Data", "Model", "Augment", "Train", "Evaluate", "Predict", "Inspect"]
+    assert titles == ["Data", "Model", "Augment", "Train", "Evaluate", "Predict", "Inspect", "Audit"]
     window.show_pane(0)
     window.state.request_inspect("", str(tmp_path / "image.png"))
     assert window.stack.currentWidget() is window.panes[titles.index("Inspect")]

@@ -141,9 +141,8 @@ class AuditPane(QWidget):
                                 "Keys: R use the suggested class · X leave out of training · U undo · N next"))
         row = QHBoxLayout()
         self.check_button = QPushButton("Check labels")
-        self.check_button.setToolTip("Look at every image of the folder once and list the ones whose label looks "
-                                     "wrong, copies of one picture, and images unlike all others; nothing in the "
-                                     "folder is changed")
+        self.check_button.setToolTip("Look at every image of the folder and list the labels that look wrong, "
+                                     "copies and outliers (the first check of a folder takes longest)")
         self.check_button.clicked.connect(self.start)
         self.progress = QProgressBar()
         self.progress.hide()
