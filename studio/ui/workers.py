@@ -257,15 +257,14 @@ class QtTaskRunner(QObject):
 # ---------------------------------------------------------------------------------------------- scan
 
 
-class ScanWorker(_Worker):
-    """`studio.core.dataset.scan` with progress and cancel."""
+class CancellableWorker(_Worker):
+    """A long core call that takes `progress` and `should_stop`: progress at a bounded rate, cancel by flag."""
 
     progress = Signal(int, int)
-    result = Signal(object)  # ScanReport
+    result = Signal(object)
 
-    def __init__(self, root: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.root = root
         self._stop = threading.Event()
         self._last = 0.0
 
@@ -277,6 +276,14 @@ class ScanWorker(_Worker):
         if done in (0, total) or now - self._last >= SIGNAL_INTERVAL_S:
             self._last = now
             self.progress.emit(done, total)
+
+
+class ScanWorker(CancellableWorker):
+    """`studio.core.dataset.scan` with progress and cancel; `result` carries the ScanReport."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__()
+        self.root = root
 
     def work(self) -> None:
         try:

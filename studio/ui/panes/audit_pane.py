@@ -9,14 +9,12 @@ and the Data page counts follow at once.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QPoint, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QImage, QKeySequence, QMouseEvent, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -35,29 +33,17 @@ from studio.core.audit import AuditResult, run_audit
 from studio.core.cache import Cancelled
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import heading, make_table
-from studio.ui.workers import SIGNAL_INTERVAL_S, QtWorkerThread, _Worker
+from studio.ui.workers import CancellableWorker, QtWorkerThread
 
 SUSPECT_COLUMNS = ("Image", "Labelled", "Looks like", "Suspicion", "Correction")
 
 
-class AuditWorker(_Worker):
-    progress = Signal(int, int)
-    result = Signal(object)
+class AuditWorker(CancellableWorker):
+    """The audit off the UI thread; `result` carries the AuditReport."""
 
     def __init__(self, report: object, project_folder: Path) -> None:
         super().__init__()
         self.report, self.project_folder = report, project_folder
-        self._stop = threading.Event()
-        self._last = 0.0
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def _progress(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done in (0, total) or now - self._last >= SIGNAL_INTERVAL_S:
-            self._last = now
-            self.progress.emit(done, total)
 
     def work(self) -> None:
         try:
