@@ -93,6 +93,20 @@ def test_temperature_fitting_lowers_validation_nll() -> None:
     assert after < before
 
 
+@pytest.mark.parametrize("scale", [0.15, 6.0])
+def test_fitted_temperature_is_the_nll_minimum_on_a_small_mostly_right_validation(scale: float) -> None:
+    """63 images, 3 wrong: the case where a gradient search stalled; the fit must be the true minimum."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 6, (63,), generator=g)
+    logits = (torch.randn(63, 6, generator=g) + 4.0 * torch.nn.functional.one_hot(labels, 6)) * scale
+    logits[:3] = logits[:3].roll(1, dims=1)  # three confidently wrong answers
+    t = fit_temperature(logits, labels)
+    grid = np.exp(np.linspace(np.log(0.1), np.log(20.0), 2001))
+    best = float(grid[np.argmin([nll(logits, labels, float(x)) for x in grid])])
+    assert abs(np.log(t) - np.log(best)) < 0.01
+    assert nll(logits, labels, t) <= min(nll(logits, labels, best), nll(logits, labels)) + 1e-9
+
+
 def test_checkpoint_holds_the_fit_as_plain_tensors(run: tuple[Path, Path]) -> None:
     run_dir, _ = run
     data = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)

@@ -199,7 +199,7 @@ class TrainConfig:
                           "several", metavar="auto|cpu|cuda|cuda:N|mps")
     channels_last: bool = setting(True, "Channels-last memory layout", "faster convolutions on most CPUs and GPUs")
     # After training: the share of validation images the "unlike the training images" limit lets pass,
-    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    # and which features it measures in ("auto": the bundled reference network's whenever it is installed).
     familiar_share: float = setting(0.95, "Familiar share", "share of validation images the 'unlike the training "
                                     "images' limit lets pass", low=0.5, high=0.999, metavar="SHARE")
     familiarity_space: str = setting("auto", "Familiarity measured in", "features the familiarity is measured in: "

@@ -67,7 +67,7 @@ def _fit(model, batches, split, rows, root, config, project_folder, callbacks, s
     with torch.no_grad():
         head_device = next(model.head.parameters()).device
         val_logits = model.head(feats["val"].to(head_device)).float().cpu() if has_val else torch.zeros(0, 1)
-    space = choose_space(config.train.familiarity_space, config.model.pretrained, reference_available())
+    space = choose_space(config.train.familiarity_space, reference_available())
     space_feats = dict(feats)
     if space == "reference":
         embedder = reference_embedder(project_folder)
