@@ -80,6 +80,22 @@ def test_threshold_lets_its_share_of_validation_images_pass() -> None:
         assert abs(float((model.score(fresh) <= 1.0).float().mean()) - share) < 0.05
 
 
+def test_cross_fitted_limit_lets_its_share_of_new_images_pass() -> None:
+    """With validation labels every image is measured by Gaussians that never saw it: a limit set on
+    distances to Gaussians fitted on the same images would flag about twice the share of new ones here."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 64, generator=g) * 3
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 3
+        return centres[y] + torch.randn(n, 64, generator=g), y
+
+    (train, train_y), (val, val_y), (fresh, _) = draw(120), draw(60), draw(4000)
+    model, note = fit_familiarity(train, train_y, val, val_labels=val_y, share=0.95)
+    assert not note and model.means.shape == (3, 64)
+    assert abs(float((model.score(fresh) <= 1.0).float().mean()) - 0.95) < 0.03
+
+
 def test_temperature_fitting_lowers_validation_nll() -> None:
     g = torch.Generator().manual_seed(1)
     labels = torch.randint(0, 4, (300,), generator=g)

@@ -60,8 +60,9 @@ class Confidence:
     temperature: float
     before: Reliability
     after: Reliability
-    unfamiliar: int  # evaluated images the familiarity check flags (about 5 % on validation, by design)
+    unfamiliar: int  # evaluated images the familiarity check flags
     space: str
+    share: float = 0.95  # the share of new images like the training images that the limit lets pass
 
     def to_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "ece_before": self.before.ece, "ece_after": self.after.ece,
@@ -148,7 +149,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
         if batch:
             features, z = predictor.features_and_logits(torch.stack(batch))
             logits.append(z)
-            if predictor.space == "network":  # free here; a reference space would read every file again
+            if predictor.space == "network":  # free here; a reference space reads the files below
                 unfamiliar += int((predictor.familiarity.score(features) > 1).sum())
             batch.clear()
 
@@ -169,13 +170,16 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     if not paths:
         raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
                               f"(first problem: {skipped[0][1]})")
+    if predictor.space == "reference":
+        unfamiliar = _reference_flags(predictor, run, [Path(root, *path.split("/")) for path in paths])
     raw = torch.cat(logits)
     p = torch.softmax(raw / predictor.temperature, 1).numpy().astype(np.float64)
     y_true = np.asarray(labels, dtype=np.int64)
     confidence = None
     if "temperature" in predictor.calibration or predictor.temperature != 1.0 or predictor.familiarity is not None:
         confidence = Confidence(predictor.temperature, reliability(torch.softmax(raw, 1).numpy(), y_true),
-                                reliability(p, y_true), unfamiliar, predictor.space)
+                                reliability(p, y_true), unfamiliar, predictor.space,
+                                predictor.familiarity.share if predictor.familiarity is not None else 0.95)
     y_pred = p.argmax(axis=1)
     metrics = compute_metrics(confusion_matrix(y_true, y_pred, len(classes)), classes)
     images = [EvaluatedImage(path, int(t), int(q), [float(v) for v in row])
@@ -217,6 +221,20 @@ def _run_message(run: Path) -> str:
 
 
 # ---------------------------------------------------------------- writing
+
+
+def _reference_flags(predictor: Any, run: Path, files: list[Path]) -> int:
+    """How many files the reference-space check flags: through the project's feature store when the run
+    sits in a project (training and validation images are already there), else embedded here."""
+    from studio.core.features import FOLDER
+    from studio.core.reference import reference_embedder, reference_picture
+
+    project = run.parent.parent
+    if (project / FOLDER).is_dir():
+        features = reference_embedder(project).embed_files(files)
+    else:
+        features = torch.as_tensor(reference_embedder().embed_images([reference_picture(f) for f in files]))
+    return int((predictor.familiarity.score(features) > 1).sum())
 
 
 def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) -> tuple[Path, Path]:
@@ -292,9 +310,13 @@ def confidence_markdown(ev: Evaluation) -> list[str]:
              f"**{percent(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction "
              "uses.",
              "", f"![Reliability diagram: confidence against observed accuracy]({RELIABILITY_PNG})"]
-    if c.space == "network":
+    if c.space:
+        from studio.core.trust import SPACE_WORDS
+
         lines += ["", f"{c.unfamiliar} of these images ({percent(c.unfamiliar / max(ev.metrics.total, 1))}) are "
-                  "flagged as not like the training images (on validation images about 5 % are, by design)."]
+                  f"flagged as not like the training images, compared by {SPACE_WORDS.get(c.space, c.space)}. "
+                  f"The limit lets about {percent(c.share)} of new images like the training images pass; the "
+                  "training and validation images it was fitted on are flagged less often."]
     return lines
 
 

@@ -70,13 +70,14 @@ def choose_space(setting: str, reference_available: bool) -> str:
 def fit_trust(*, val_logits: torch.Tensor, val_labels: torch.Tensor, train_features: torch.Tensor,
               train_labels: torch.Tensor, val_features: torch.Tensor | None, share: float = DEFAULT_SHARE,
               space: str = "network") -> TrustFit:
-    """Temperature on the validation logits; Gaussians on the training features, limit on validation's."""
+    """Temperature on the validation logits; Gaussians and their cross-fitted limit on training + validation."""
     notes: list[str] = []
     temperature = fit_temperature(val_logits, val_labels)
     if len(val_labels) < 20:
         notes.append(f"Only {len(val_labels)} validation image(s): the temperature and the familiarity limit "
                      "rest on few images.")
-    familiarity, note = fit_familiarity(train_features, train_labels, val_features, share=share, space=space)
+    familiarity, note = fit_familiarity(train_features, train_labels, val_features,
+                                        val_labels=val_labels if len(val_labels) else None, share=share, space=space)
     if note:
         notes.append(note)
     has_val = len(val_labels) > 0
