@@ -128,6 +128,7 @@ def test_predict_py_gives_the_studios_unfamiliarity_score_and_verdict(reference_
     assert any(p.unfamiliar for p in studio) and not all(p.unfamiliar for p in studio)
     for p in studio:
         assert got[p.path]["unfamiliar"] == p.unfamiliar, p.path
+        assert got[p.path]["compared_with"] == p.compared_with == "reference"
         assert abs(got[p.path]["unfamiliar_score"] - p.score) <= 1e-4 * max(1.0, p.score), p.path
 
 

@@ -183,10 +183,12 @@ def test_cli_csv_and_json_carry_the_verdict(run: tuple[Path, Path], capsys: pyte
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["unfamiliar"] for r in rows[1:]] == ["yes"] * 3
     assert all(float(r["unfamiliar_score"]) > 1 for r in rows[1:])
+    assert {r["compared_with"] for r in rows} == {"network"}  # the space the run chose, named in every row
     capsys.readouterr()
     assert main(["predict", "--model", str(run_dir), str(odd), "--json"]) == 0
     items = json.loads(capsys.readouterr().out)
     assert all(item["unfamiliar"] is True and item["unfamiliar_score"] > 1 for item in items)
+    assert {item["compared_with"] for item in items} == {"network"}
     assert main(["predict", "--model", str(run_dir), str(odd)]) == 0
     assert "Not like the training images" in capsys.readouterr().out
 

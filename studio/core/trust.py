@@ -31,7 +31,8 @@ from studio.core.familiarity import DEFAULT_SHARE, Familiarity, FamiliarityError
 
 NEIGHBOURS_FILE = "neighbours.npz"  # the training images' features in the familiarity space, for Inspect
 SPACE_WORDS = {"network": "the model's own features",
-               "reference": "the features of the bundled ImageNet network (EfficientNet-Lite0)"}
+               "reference": "the features of the general-purpose image network that comes with the studio "
+                            "(EfficientNet-Lite0, trained on ImageNet photographs)"}
 
 @dataclass
 class TrustFit:

@@ -93,6 +93,9 @@ class Model:
         self.classes: list[str] = self.info["classes"]
         self.size = int(self.info["preprocessing"]["image_size"])
         self.session = ort.InferenceSession(str(folder / self.info["model_file"]), providers=["CPUExecutionProvider"])
+        familiarity = self.info.get("familiarity") or {}
+        self.space = familiarity.get("space", "") if familiarity.get("output") else ""
+        self.space_words = familiarity.get("space_meaning", "")
         reference = self.info.get("reference_input") or {}
         self.reference_size = int(reference["image_size"]) if reference else 0
 
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the answers as JSON")
     args = parser.parse_args(argv)
     model = Model()
+    if model.space and not args.json:
+        print(f"note: each image is compared with the training images by {model.space_words}", file=sys.stderr)
     results = []
     for path in expand(args.inputs):
         try:
@@ -164,12 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # one unreadable file must not stop the rest
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             results.append({"path": str(path), "top": [], "error": reason, "unfamiliar": None,
-                            "unfamiliar_score": None})
+                            "unfamiliar_score": None, "compared_with": ""})
             continue
         probs, score = model.answer(pixels, reference)
         value = None if score is None else float(score[0])
         results.append({"path": str(path), "top": model.top(probs[0], args.top_k), "error": "",
-                        "unfamiliar": None if value is None else value > LIMIT, "unfamiliar_score": value})
+                        "unfamiliar": None if value is None else value > LIMIT, "unfamiliar_score": value,
+                        "compared_with": model.space if value is not None else ""})
     for r in results if not args.json else []:
         print(line(r))
     if args.json:
