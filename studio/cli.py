@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import cli_model
-from studio.core.config import AUGMENT_PRESETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
+from studio.core.config import AUGMENT_PRESETS, BUDGETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
 
 
 def _architectures() -> list[str]:
@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, metavar="FRACTION", help="share of images for validation (default 0.2)")
     p.add_argument("--test", type=float, metavar="FRACTION", help="share of images held out for a final test")
     p.add_argument("--seed", type=int)
+    p.add_argument("--group-by", metavar="folder|folder:N|PATTERN",
+                   help="keep related images on one side of the split: the sub-folder below each class folder "
+                        "(folder, or folder:N for deeper), or a file-name pattern with one group, e.g. '^(P\\d+)_'")
+    p.add_argument("--no-near-duplicates", action="store_true",
+                   help="do not group near-copies of one picture when splitting")
+    p.add_argument("--budget", choices=BUDGETS, help="time for the recommended settings: minute (default), "
+                   "ten-minutes or best")
+    p.add_argument("--manual", action="store_true",
+                   help="use the settings as given instead of the recommended ones")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -113,11 +122,21 @@ def _config_from_args(args: argparse.Namespace):
         "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
         "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
         "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
+        "group_by": ("data", "group_by"), "budget": ("recipe", "budget"),
     }
+    if not args.config:
+        cfg.recipe.mode = "manual" if args.manual else "recommended"
+    pinned = set(cfg.recipe.pinned)
     for arg, (section, key) in mapping.items():
         value = getattr(args, arg)
         if value is not None:
             setattr(getattr(cfg, section), key, value)
+            pinned.add(f"{section}.{key}")
+    if args.augment:
+        pinned.add("augment.preset")
+    if args.no_near_duplicates:
+        cfg.data.near_duplicates = False
+    cfg.recipe.pinned = sorted(pinned)
     if args.pretrained and args.pretrained not in ("none", "imagenet"):
         cfg.model.pretrained = str(Path(args.pretrained).expanduser().resolve())
     if args.arch and args.image_size is None and not args.config:

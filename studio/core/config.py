@@ -21,6 +21,8 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 IMBALANCE = ("none", "weighted-loss", "balanced-sampler")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RECIPE_MODES = ("recommended", "applied", "manual")
+BUDGETS = ("minute", "ten-minutes", "best")
 
 CONFIG_VERSION = 1
 
@@ -50,18 +52,28 @@ class DataConfig:
 
     root: str = ""
     val_fraction: float = 0.2
-    test_fraction: float = 0.0
+    # A share held out for the final test; -1 = automatic: 0.2 when every class has enough images.
+    test_fraction: float = -1.0
     seed: int = 0
+    # Images that belong together stay on one side of the split: "" (none), "folder" or "folder:N"
+    # (the sub-folder N levels below the class folder), or a file-name pattern with one group.
+    group_by: str = ""
+    # Near-copies of one picture (re-encoded, resized, slightly shifted) are grouped as well.
+    near_duplicates: bool = True
     # Decoded images above this many megabytes spill from memory to a disk cache.
     cache_memory_mb: int = 2048
 
     def validate(self) -> None:
         _range("data.val_fraction", self.val_fraction, 0.0, 0.9)
-        _range("data.test_fraction", self.test_fraction, 0.0, 0.9)
-        if self.val_fraction + self.test_fraction >= 0.95:
+        if self.test_fraction != -1.0:
+            _range("data.test_fraction", self.test_fraction, 0.0, 0.9)
+        if self.val_fraction + max(self.test_fraction, 0.2) >= 0.95:
             raise ConfigError("data.val_fraction", "validation and test together leave too few training images")
         _range("data.seed", self.seed, 0, 2**31 - 1)
         _range("data.cache_memory_mb", self.cache_memory_mb, 0, 1 << 20)
+        from studio.core.splits import check_rule  # late: splits imports this module
+
+        check_rule(self.group_by)
 
 
 @dataclass
@@ -169,6 +181,7 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     channels_last: bool = True
+    time_limit: float = 0.0  # seconds of training after which the run ends with its best weights; 0 = none
 
     def validate(self) -> None:
         _range("train.epochs", self.epochs, 1, 10_000)
@@ -189,6 +202,29 @@ class TrainConfig:
         _range("train.head_epochs", self.head_epochs, 0, 10_000)
         _choice("train.precision", self.precision, PRECISIONS)
         _choice("train.device", self.device, DEVICES)
+        _range("train.time_limit", self.time_limit, 0.0, 1e7)
+
+
+@dataclass
+class RecipeConfig:
+    """Whether the studio chooses the settings itself, and in how much time.
+
+    "recommended": at the start of a run the automatic recipe fills in the model, augmentation
+    and training settings, except those named in `pinned` (what the user set by hand); it then
+    becomes "applied", so a saved config repeats the same run. "manual": the settings as given.
+    A config made in Python is manual; the window and `studio train` start from "recommended".
+    """
+
+    mode: str = "manual"
+    budget: str = "minute"
+    pinned: list[str] = field(default_factory=list)
+    reason: str = ""  # the recipe's own sentence: what it chose and why
+
+    def validate(self) -> None:
+        _choice("recipe.mode", self.mode, RECIPE_MODES)
+        _choice("recipe.budget", self.budget, BUDGETS)
+        if not isinstance(self.pinned, list) or not all(isinstance(p, str) for p in self.pinned):
+            raise ConfigError("recipe.pinned", "must be a list of setting names such as train.epochs")
 
 
 @dataclass
@@ -199,6 +235,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     name: str = ""
     version: int = CONFIG_VERSION
 
@@ -207,6 +244,7 @@ class RunConfig:
         self.augment.validate()
         self.model.validate()
         self.train.validate()
+        self.recipe.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,7 +255,8 @@ class RunConfig:
         """Build from JSON-like data, refusing unknown keys by name (a typo must not pass silently)."""
         if not isinstance(raw, dict):
             raise ConfigError("config", "must be a JSON object")
-        sections = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig}
+        sections = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig,
+                    "recipe": RecipeConfig}
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
             if key in sections:

@@ -24,7 +24,7 @@ from studio.core.cache import Cancelled
 from studio.core.callbacks import Callback, CallbackList, EpochEnd, RunResult, RunStarted, StopToken
 from studio.core.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from studio.core.config import ConfigError, RunConfig
-from studio.core.dataset import DatasetError, ScanCancelled, ScanReport, scan, stratified_split
+from studio.core.dataset import DatasetError, ScanCancelled, ScanReport, scan
 from studio.core.loop import (
     FeatureBatches,
     NonFiniteLoss,
@@ -42,8 +42,10 @@ from studio.core.loop import (
 )
 from studio.core.models import build_model, count_parameters
 from studio.core.project import Project, default_project_dir
+from studio.core.recipe import estimate_sentence, recommend
 from studio.core.rundata import TrainingError, prepare_pixels
 from studio.core.runfiles import read_split, split_counts, write_history, write_report, write_split
+from studio.core.splits import SplitPlan, near_duplicate_ids, plan_split
 from studio.core.weights import WeightsUnavailable
 
 
@@ -74,6 +76,7 @@ class Trainer:
         self.model: nn.Module | None = None
         self._state = _State()
         self._db_run: int | None = None
+        self.split_plan = None
 
     @classmethod
     def resume(cls, run_dir: str | Path, **kwargs: Any) -> Trainer:
@@ -114,6 +117,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- stages
 
     def _run(self, started: float) -> RunResult:
+        self._started = started
         cfg = self.config.validate()
         self.rank, self.world = dist.setup()
         if not dist.is_main():
@@ -124,13 +128,20 @@ class Trainer:
         # A resumed run keeps its own classes, even if the folder gained or lost some since.
         classes = list(self._resume["classes"]) if self._resume else report.classes
         ids = project.record_scan(report) if dist.is_main() else {}
+        plan = None if self._resume else self._plan_split(cfg, report)
+        if plan is not None and cfg.recipe.mode == "recommended":
+            self._recommend(cfg, report, plan, started)
         self._make_run_dir(project, cfg, report.root)
-        rows = self._split(cfg, report)
+        rows = self._split_rows(plan)
         good = {r.path: r for r in report.good}
         rows = [row for row in rows if row[0] in good and row[1] in classes]
         notes: list[str] = []
         if report.bad:
             notes.append(f"{len(report.bad)} unusable file(s) skipped; the scan report lists each with its reason.")
+        if plan is not None:
+            notes.extend(plan.notes)
+        if cfg.recipe.reason:
+            notes.append(cfg.recipe.reason)
 
         if self.world > 1:
             device = torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
@@ -208,6 +219,11 @@ class Trainer:
                 net = model.head
             status = self._train_stage(net, model, tr, va, criterion, plain_loss, autocast, device, precision,
                                        stage_name, first, last, lr_scale=1.0 if stage_name == "head" else None)
+            if status == "time-up":
+                notes.append(f"Training ended at epoch {self._state.epoch} of {cfg.train.epochs} to stay within "
+                             f"the time budget ({cfg.train.time_limit:.0f} s); the best epoch's weights are kept.")
+                status = "finished"
+                break
             if status == "early-stopped":
                 break
 
@@ -285,6 +301,10 @@ class Trainer:
                 images_per_second=stats.images / max(stats.seconds, 1e-9), is_best=is_best, stage=stage))
             if cfg.early_stopping and st.bad_epochs >= cfg.early_stopping:
                 return "early-stopped"
+            # Another epoch like this one would overrun the time budget: end here, with the best weights.
+            if cfg.time_limit and st.epoch < last and \
+                    time.time() - self._started + row["seconds"] > cfg.time_limit * 1.05:
+                return "time-up"
         return "finished"
 
     # ----------------------------------------------------------------------------------------- helpers
@@ -326,17 +346,46 @@ class Trainer:
                 self._db_run = existing
                 project.mark_running(existing)
 
-    def _split(self, cfg: RunConfig, report: ScanReport) -> list[tuple[str, str, str]]:
-        if self._resume and (self.run_dir / "split.csv").exists():
-            return read_split(self.run_dir)
+    def _plan_split(self, cfg: RunConfig, report: ScanReport) -> SplitPlan:
         good = report.good
-        parts = stratified_split([r.label for r in good], cfg.data.val_fraction, cfg.data.test_fraction,
-                                 cfg.data.seed)
-        which = {i: name for name, idx in parts.items() for i in idx}
-        rows = [(r.path, r.class_name, which[i]) for i, r in enumerate(good)]
+        paths = [r.path for r in good]
+        duplicates = self._near_duplicates(cfg, report, paths)
+        self.split_plan = plan_split(paths, [r.class_name for r in good], [r.label for r in good],
+                                     val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
+                                     seed=cfg.data.seed, rule=cfg.data.group_by, duplicate_ids=duplicates)
+        return self.split_plan
+
+    def _split_rows(self, plan: SplitPlan | None) -> list[tuple[str, str, str]]:
+        if plan is None:
+            return read_split(self.run_dir)
         if dist.is_main():
-            write_split(self.run_dir, rows)
-        return rows
+            write_split(self.run_dir, plan.rows, plan.groups)
+        return plan.rows
+
+    def _recommend(self, cfg: RunConfig, report: ScanReport, plan: SplitPlan, started: float) -> None:
+        """Let the automatic recipe fill in what the user did not set; one process decides for all."""
+        if self.world > 1:
+            cfg.recipe.mode = "manual"
+            self.callbacks.on_status("Several processes: the settings are used as given, not recommended.")
+            return
+        sizes = {r.path: (r.width, r.height) for r in report.good}
+        recipe = recommend(cfg, report.root, plan.rows, [sizes[row[0]] for row in plan.rows], report.classes,
+                           project_folder=str(self.project.folder), spent=time.time() - started,
+                           on_status=self.callbacks.on_status, should_stop=self.stop)
+        recipe.apply(cfg)
+        self.callbacks.on_status(f"{recipe.reason} {estimate_sentence(recipe)}")
+
+    def _near_duplicates(self, cfg: RunConfig, report: ScanReport, paths: list[str]):
+        """Cluster ids from the project's image features, or None when switched off or unavailable."""
+        if not cfg.data.near_duplicates or len(paths) < 2:
+            return None
+        self.callbacks.on_status("Looking for near-duplicate images")
+        try:
+            return near_duplicate_ids(str(self.project.folder), [str(report.abspath(r)) for r in report.good],
+                                      progress=lambda d, t: self.callbacks.on_progress(d, t, "comparing images"),
+                                      should_stop=self.stop)
+        except ImportError:
+            return None
 
     def _restore_state(self, training: dict[str, Any]) -> None:
         st = self._state
