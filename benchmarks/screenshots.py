@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="/tmp/studio-shots")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--photos", action="store_true",
+                        help="crops of real photographs in class folders instead of the built-in sample")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         shots.append(path)
 
     shoot("welcome")
-    state.set_folder(make_sample_dataset())
+    if args.photos:
+        from photo_classes import write_photo_classes
+
+        state.set_folder(write_photo_classes(scratch / "photos")[0])
+    else:
+        state.set_folder(make_sample_dataset())
     wait_until(lambda: state.report is not None)
     settle()
     shoot("data")

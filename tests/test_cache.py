@@ -66,3 +66,89 @@ def test_only_the_most_recent_disk_caches_are_kept(tmp_path: Path) -> None:
     assert len(list(spill.glob("*.u8"))) == cache_mod.KEEP_DISK_CACHES == len(list(spill.glob("*.json")))
     newest = build_cache(root, paths, 16, memory_mb=0, spill_dir=spill)
     assert newest.on_disk and newest.image_size == 16
+
+
+_BUILDER = """
+import sys, time
+from pathlib import Path
+import studio.core.cache as cache_mod
+real = cache_mod.load_for_model
+def slow(*args):
+    time.sleep(0.02)  # both processes are surely decoding at once without the lock
+    print("decoded", flush=True)
+    return real(*args)
+cache_mod.load_for_model = slow
+root, spill = Path(sys.argv[1]), Path(sys.argv[2])
+paths = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.png"))
+cache = cache_mod.build_cache(root, paths, 16, memory_mb=0, spill_dir=spill, workers=1)
+print("sum", int(cache.pixels.astype("int64").sum()), flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_two_processes_build_one_cache_once(tmp_path: Path) -> None:
+    """The second builder waits for the first and reuses its file; nobody truncates anybody's array."""
+    import os
+    import subprocess
+    import sys
+
+    root = make_colour_folder(tmp_path / "d", per_class=6)
+    spill = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", _BUILDER, str(root), str(spill)], stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=100)[0].splitlines() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    expected = sum(int(to_tensor(load_for_model(root / rel, 16)).sum()) for rel in files(root))
+    assert [line for out in outputs for line in out if line.startswith("sum")] == [f"sum {expected}"] * 2
+    assert sum(line == "decoded" for out in outputs for line in out) == len(files(root))  # decoded once in all
+    assert len(list(spill.glob("*.u8"))) == 1 and not list(spill.glob("*.part"))
+
+
+def test_key_follows_every_preprocessing_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_colour_folder(tmp_path / "d", per_class=3)
+    paths = files(root)
+    base = cache_mod._cache_key(root, paths, 16)
+    for name, value in (("RESIZE_RULE", "stretch"), ("DRAFT_RULE", "full-decode"), ("CACHE_FORMAT", 99)):
+        with monkeypatch.context() as m:
+            m.setattr(cache_mod, name, value)
+            assert cache_mod._cache_key(root, paths, 16) != base, name
+    with monkeypatch.context() as m:
+        m.setattr(cache_mod.PIL, "__version__", "0.0.1")
+        assert cache_mod._cache_key(root, paths, 16) != base
+
+
+def test_cancelled_build_and_orphans_leave_nothing_behind(tmp_path: Path) -> None:
+    root = make_colour_folder(tmp_path / "d", per_class=30)
+    paths = files(root)
+    spill = tmp_path / "cache"
+    calls = iter(range(1000))
+    with pytest.raises(Cancelled):  # stops after the first chunk has been written
+        build_cache(root, paths, 16, memory_mb=0, spill_dir=spill, should_stop=lambda: next(calls) >= 1)
+    assert not [p for p in spill.iterdir() if p.suffix in (".u8", ".part", ".json")]
+    (spill / "0123456789abcdef0123.u8").write_bytes(bytes(1000))  # a decode from an older studio, cut short
+    key = cache_mod._cache_key(root, paths, 16)
+    (spill / f"{key}.4242.part").write_bytes(bytes(1000))  # a build that was killed
+    build_cache(root, paths, 16, memory_mb=0, spill_dir=spill)
+    assert sorted(p.suffix for p in spill.iterdir() if p.suffix != ".lock") == [".json", ".u8"]
+
+
+def test_cache_lives_in_the_user_cache_folder_and_can_be_cleared(tmp_path: Path) -> None:
+    from studio.core.project import Project
+
+    project = Project(tmp_path / "project")
+    assert tmp_path / "cache" in project.cache_dir.parents and project.folder not in project.cache_dir.parents
+    root = make_colour_folder(tmp_path / "d", per_class=3)
+    build_cache(root, files(root), 16, memory_mb=0, spill_dir=project.cache_dir)
+    used = cache_mod.cache_usage(project.cache_dir)
+    assert used >= len(files(root)) * 3 * 16 * 16
+    assert cache_mod.clear_caches(project.cache_dir) == used and cache_mod.cache_usage(project.cache_dir) == 0
+
+
+def test_byte_cap_keeps_only_what_fits(tmp_path: Path) -> None:
+    root = make_colour_folder(tmp_path / "d", per_class=3)
+    spill = tmp_path / "cache"
+    for size in (8, 16):
+        build_cache(root, files(root), size, memory_mb=0, spill_dir=spill)
+    cache_mod.forget_old_caches(spill, keep=3, cap=1)  # nothing fits: only the newest stays
+    assert len(list(spill.glob("*.u8"))) == 1

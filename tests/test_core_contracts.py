@@ -118,6 +118,7 @@ def test_augmentation_is_drawn_per_image_and_eval_is_deterministic() -> None:
                          grayscale=0.5, erasing=0.5)
     res = augment_batch(batch, build_train_transform(full, 16))
     assert res.shape == batch.shape and res.dtype == torch.uint8
+    assert not torch.equal(res, batch)
     a = normalize_batch(batch, (0.5,) * 3, (0.25,) * 3)
     assert torch.equal(a, normalize_batch(batch, (0.5,) * 3, (0.25,) * 3))
     assert a.max().item() == pytest.approx(2.0) and a.min().item() == pytest.approx(-2.0)
@@ -143,3 +144,18 @@ def test_schedules_warm_up_and_decay(kind: str) -> None:
         assert s.factor(35) == pytest.approx(0.1)
     else:
         assert s.factor(99) < 0.01
+
+
+def test_augmentation_draws_only_from_the_generator_it_is_given() -> None:
+    """What the window does meanwhile (preview, model page) must not change a run's augmentation."""
+    full = AugmentConfig(hflip=0.5, vflip=0.5, rotation=20, rotate90=True, crop_scale=0.5, color_jitter=0.4,
+                         grayscale=0.5, erasing=0.5)
+    transform = build_train_transform(full, 16)
+    batch = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    before = torch.random.get_rng_state()
+    first = augment_batch(batch, transform, torch.Generator().manual_seed(5))
+    assert torch.equal(torch.random.get_rng_state(), before), "the process-wide generator was used"
+    torch.rand(1000)  # another thread drawing from the process-wide generator
+    again = augment_batch(batch, transform, torch.Generator().manual_seed(5))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, augment_batch(batch, transform, torch.Generator().manual_seed(6)))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,3 +271,33 @@ def test_inspection_answers_layer_queries_from_memory(monkeypatch: pytest.Monkey
     assert blended.shape == (24, 24, 3) and blended.dtype == np.uint8
     with pytest.raises(ValueError, match="no recorded activation"):
         ins.maps("backbone.nope")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**2
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the resident size from /proc")
+def test_resident_memory_is_flat_over_200_feature_map_and_grad_cam_passes() -> None:
+    """What the Inspect page does per image, 200 times: every layer's maps, then a Grad-CAM per class."""
+    model = custom(64)
+    images = [torch.randn(1, 3, 64, 64) for _ in range(4)]
+
+    def once(i: int) -> None:
+        ins = Inspection(model, images[i % 4], classes=["a", "b", "c"])
+        for layer in ins.layers:
+            if layer.has_maps:
+                ins.maps(layer.name, sort="mean")
+        ins.grad_cam(i % 3)
+
+    for i in range(20):  # allocator pools and caches reach their working size first
+        once(i)
+    gc.collect()
+    before = _rss_mb()
+    for i in range(200):
+        once(i)
+    gc.collect()
+    grown = _rss_mb() - before
+    assert hook_count(model) == 0
+    assert grown < 20, f"resident memory grew by {grown:.1f} MB over 200 passes"

@@ -104,3 +104,14 @@ def test_resumed_run_belongs_to_the_new_process(tmp_path: Path) -> None:
     assert p.runs()[0].status == "interrupted"
     p.mark_running(run)
     assert p.runs()[0].status == "running" and p.runs()[0].owner_pid == os.getpid()
+
+
+def test_reconcile_fills_the_gap_a_kill_left(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    run = p.add_run("r", tmp_path / "runs" / "r", "/d", {"model": {"arch": "custom"}})
+    history = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5, "val_loss": 0.9, "val_acc": 0.1 * e,
+                "lr": 0.01, "seconds": 1.0} for e in (1, 2, 3)]
+    p.record_epoch(run, history[0])  # killed after epoch 2's checkpoint, before its database row
+    assert p.reconcile_epochs(run, history) == 2
+    assert [row["epoch"] for row in p.epochs(run)] == [1, 2, 3] and p.runs()[0].epochs_done == 3
+    assert p.reconcile_epochs(run, history) == 0

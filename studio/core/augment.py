@@ -8,10 +8,11 @@ normalized, which is exactly what `normalize_batch` does for both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
-from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from studio.core.config import AugmentConfig
 
@@ -19,49 +20,111 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class RandomRightAngle(torch.nn.Module):
-    """Rotate by 0, 90, 180 or 270 degrees: no interpolation, no black corners."""
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        k = int(torch.randint(0, 4, ()).item())
-        return torch.rot90(img, k, dims=(-2, -1)) if k else img
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def build_train_transform(settings: AugmentConfig, image_size: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """One transform for one uint8 [3,S,S] image, or None when nothing is switched on.
+def _chance(g: torch.Generator, p: float) -> bool:
+    return p > 0 and float(torch.rand((), generator=g)) < p
 
-    Order follows torchvision's reference presets: geometry first, then colour,
-    erasing last (it must cut a hole into the final picture, not one that is
-    then rotated).
+
+def _uniform(g: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand((), generator=g))
+
+
+def _crop_box(g: torch.Generator, size: int, min_scale: float) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's rule (area share, log-uniform aspect 3/4..4/3, ten tries, then the whole image)."""
+    area = size * size
+    for _ in range(10):
+        target = area * _uniform(g, min_scale, 1.0)
+        ratio = math.exp(_uniform(g, math.log(3 / 4), math.log(4 / 3)))
+        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < w <= size and 0 < h <= size:
+            top = int(torch.randint(0, size - h + 1, (), generator=g))
+            left = int(torch.randint(0, size - w + 1, (), generator=g))
+            return top, left, h, w
+    return 0, 0, size, size
+
+
+def _erase(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """RandomErasing's rule (2-33 % of the area, aspect 0.3..3.3), filled with mid-grey, not black."""
+    _, height, width = img.shape
+    for _ in range(10):
+        target = height * width * _uniform(g, 0.02, 0.33)
+        ratio = math.exp(_uniform(g, math.log(0.3), math.log(3.3)))
+        h, w = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < h < height and 0 < w < width:
+            top = int(torch.randint(0, height - h + 1, (), generator=g))
+            left = int(torch.randint(0, width - w + 1, (), generator=g))
+            out = img.clone()
+            out[:, top:top + h, left:left + w] = 128
+            return out
+    return img
+
+
+def _jitter(img: torch.Tensor, g: torch.Generator, s: float) -> torch.Tensor:
+    """ColorJitter: brightness, contrast, saturation and hue, each by a random factor, in a random order."""
+    hue = min(0.5, s / 4)
+    for step in torch.randperm(4, generator=g).tolist():
+        if step == 0:
+            img = F.adjust_brightness(img, _uniform(g, max(0.0, 1 - s), 1 + s))
+        elif step == 1:
+            img = F.adjust_contrast(img, _uniform(g, max(0.0, 1 - s), 1 + s))
+        elif step == 2:
+            img = F.adjust_saturation(img, _uniform(g, max(0.0, 1 - s), 1 + s))
+        elif hue > 0:
+            img = F.adjust_hue(img, _uniform(g, -hue, hue))
+    return img
+
+
+def build_train_transform(settings: AugmentConfig, image_size: int) -> Transform | None:
+    """One transform for one uint8 [3,S,S] image and a generator, or None when nothing is switched on.
+
+    Every random choice is drawn from the generator passed in, never from PyTorch's process-wide
+    one, so a run is not changed by anything else the program draws meanwhile. Order follows
+    torchvision's reference presets: geometry first, then colour, erasing last (it must cut a
+    hole into the final picture, not one that is then rotated).
     """
-    steps: list[torch.nn.Module] = []
-    if settings.crop_scale < 1.0:
-        steps.append(v2.RandomResizedCrop(image_size, scale=(settings.crop_scale, 1.0), antialias=True))
-    if settings.hflip:
-        steps.append(v2.RandomHorizontalFlip(settings.hflip))
-    if settings.vflip:
-        steps.append(v2.RandomVerticalFlip(settings.vflip))
-    if settings.rotate90:
-        steps.append(RandomRightAngle())
-    if settings.rotation:
-        steps.append(v2.RandomRotation(settings.rotation, interpolation=v2.InterpolationMode.BILINEAR))
-    if settings.color_jitter:
-        s = settings.color_jitter
-        steps.append(v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4)))
-    if settings.grayscale:
-        steps.append(v2.RandomGrayscale(settings.grayscale))
-    if settings.erasing:
-        # RandomErasing wants floats; erase with the image's own mean-grey so it is not a black square.
-        steps.extend([v2.ToDtype(torch.float32, scale=True), v2.RandomErasing(settings.erasing, value=0.5),
-                      v2.ToDtype(torch.uint8, scale=True)])
-    return v2.Compose(steps) if steps else None
+    if not settings.needs_pixels:
+        return None
+    bilinear = F.InterpolationMode.BILINEAR
+
+    def transform(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if settings.crop_scale < 1.0:
+            top, left, h, w = _crop_box(g, image_size, settings.crop_scale)
+            img = F.resized_crop(img, top, left, h, w, [image_size, image_size], interpolation=bilinear,
+                                 antialias=True)
+        if _chance(g, settings.hflip):
+            img = F.horizontal_flip(img)
+        if _chance(g, settings.vflip):
+            img = F.vertical_flip(img)
+        if settings.rotate90:
+            k = int(torch.randint(0, 4, (), generator=g))  # right angles: no interpolation, no black corners
+            img = torch.rot90(img, k, dims=(-2, -1)) if k else img
+        if settings.rotation:
+            img = F.rotate(img, _uniform(g, -settings.rotation, settings.rotation), interpolation=bilinear)
+        if settings.color_jitter:
+            img = _jitter(img, g, settings.color_jitter)
+        if _chance(g, settings.grayscale):
+            img = F.rgb_to_grayscale(img, num_output_channels=3)
+        if _chance(g, settings.erasing):
+            img = _erase(img, g)
+        return img
+
+    return transform
 
 
-def augment_batch(images: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
-    """Apply `transform` to each image separately: a per-batch draw would flip all or none."""
+def augment_batch(images: torch.Tensor, transform: Transform | None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply `transform` to each image separately: a per-batch draw would flip all or none.
+
+    Without a generator a fresh unseeded one is used (a preview); a run always passes its own.
+    """
     if transform is None:
         return images
-    return torch.stack([transform(img) for img in images])
+    g = generator if generator is not None else torch.Generator()
+    if generator is None:
+        g.seed()  # from the operating system: touches no other generator
+    return torch.stack([transform(img, g) for img in images])
 
 
 def normalize_batch(

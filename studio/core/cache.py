@@ -3,8 +3,13 @@
 On small images the model's arithmetic, not JPEG decoding, should be the
 bottleneck; decoding each file once and keeping the pixels lets every epoch
 after the first touch only memory. Sets larger than the memory budget spill
-into a file-backed array in the project's cache folder, which a later run
-with the same images and size reuses instead of decoding again.
+into a file-backed array in the user's cache folder, which a later run with
+the same images and preprocessing reuses instead of decoding again.
+
+A disk cache is built under a file lock into a temporary file that is renamed
+into place, and its description (the .json) is written last: a reader sees a
+complete cache or none, two processes never write one file, and a cancelled
+or killed build leaves only a temporary file the next build removes.
 """
 
 from __future__ import annotations
@@ -13,14 +18,23 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import PIL
 import torch
+from filelock import FileLock, Timeout
 
-from studio.core.images import ImageError, load_for_model, to_tensor
+from studio.core.atomic import write_text
+from studio.core.images import DRAFT_RULE, RESIZE_RULE, ImageError, load_for_model, to_tensor
+
+# Part of every key: a change to how pixels are made must never reuse pixels made the old way.
+CACHE_FORMAT = 2
+KEEP_DISK_CACHES = 3
+# Disk caches beyond this many bytes in all are removed, oldest first ($STUDIO_CACHE_CAP_GB overrides).
+DEFAULT_CAP_BYTES = 20 * 1024**3
 
 
 class Cancelled(Exception):
@@ -56,7 +70,8 @@ class ImageCache:
 
 
 def _cache_key(root: Path, paths: Sequence[str], size: int) -> str:
-    digest = hashlib.sha1(f"v1|{size}|{root}".encode())
+    rules = f"v{CACHE_FORMAT}|{size}|{RESIZE_RULE}|{DRAFT_RULE}|pillow {PIL.__version__}|{root}"
+    digest = hashlib.sha1(rules.encode())
     for rel in paths:
         try:
             st = (root / rel).stat()
@@ -85,27 +100,30 @@ def build_cache(
     """
     root = Path(root)
     n = len(paths)
-    nbytes = n * 3 * size * size
-    spill = spill_dir is not None and nbytes > memory_mb * 1024 * 1024
-    meta_path: Path | None = None
-    if spill:
-        assert spill_dir is not None
-        folder = Path(spill_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        key = _cache_key(root, paths, size)
-        data_path, meta_path = folder / f"{key}.u8", folder / f"{key}.json"
-        if meta_path.exists() and data_path.exists():
-            meta = json.loads(meta_path.read_text())
-            if meta.get("complete") and meta.get("count") == n:
-                os.utime(meta_path)  # recently used: kept by the clean-up below
-                pixels = np.memmap(data_path, dtype=np.uint8, mode="r", shape=(n, 3, size, size))
-                if progress:
-                    progress(n, n)
-                return ImageCache(pixels, {int(k): v for k, v in meta.get("failures", {}).items()})
-        pixels = np.memmap(data_path, dtype=np.uint8, mode="w+", shape=(n, 3, size, size))
-    else:
+    if spill_dir is None or n * 3 * size * size <= memory_mb * 1024 * 1024:
         pixels = np.empty((n, 3, size, size), dtype=np.uint8)
+        failures = _decode_into(pixels, root, paths, size, progress, should_stop, workers)
+        return ImageCache(pixels, failures)
+    folder = Path(spill_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(root, paths, size)
+    with _locked(folder, key, should_stop):
+        found = _reuse(folder, key, n, size)
+        if found is None:
+            _remove_parts(folder, key)  # left by a build that was killed: we hold its lock now
+            _build_on_disk(folder, key, root, paths, size, progress, should_stop, workers)
+            found = _reuse(folder, key, n, size)
+            assert found is not None
+        elif progress:
+            progress(n, n)
+    forget_old_caches(folder, keep=KEEP_DISK_CACHES)
+    return found
 
+
+def _decode_into(pixels: np.ndarray, root: Path, paths: Sequence[str], size: int,
+                 progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None,
+                 workers: int) -> dict[int, str]:
+    n = len(paths)
     failures: dict[int, str] = {}
 
     def decode(i: int) -> tuple[int, np.ndarray | None, str]:
@@ -129,22 +147,133 @@ def build_cache(
                 progress(min(n, start + chunk), n)
     if progress and n == 0:
         progress(0, 0)
-    if isinstance(pixels, np.memmap) and meta_path is not None:
-        pixels.flush()
-        tmp = meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"complete": True, "count": n, "size": size, "failures": failures}))
-        os.replace(tmp, meta_path)
-        _forget_old_caches(meta_path.parent, keep=KEEP_DISK_CACHES)
-    return ImageCache(pixels, failures)
+    return failures
 
 
-KEEP_DISK_CACHES = 3
+@contextlib.contextmanager
+def _locked(folder: Path, key: str, should_stop: Callable[[], bool] | None) -> Iterator[None]:
+    """One builder per cache across processes; waiting for another's build can still be cancelled."""
+    lock = FileLock(str(folder / f"{key}.lock"))
+    while True:
+        try:
+            lock.acquire(timeout=0.5)
+            break
+        except Timeout:
+            if should_stop and should_stop():
+                raise Cancelled() from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
-def _forget_old_caches(folder: Path, keep: int) -> None:
-    """Disk caches are large; keep the few most recently used, not one per run forever."""
-    metas = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for meta in metas[keep:]:
-        for path in (meta, meta.with_suffix(".u8")):
-            with contextlib.suppress(OSError):  # in use elsewhere or gone: the next clean-up tries again
+def _reuse(folder: Path, key: str, n: int, size: int) -> ImageCache | None:
+    meta_path, data_path = folder / f"{key}.json", folder / f"{key}.u8"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (meta.get("complete") and meta.get("count") == n and meta.get("size") == size and data_path.is_file()):
+        return None
+    if data_path.stat().st_size != n * 3 * size * size:
+        return None
+    os.utime(meta_path)  # recently used: kept by the clean-up
+    pixels = np.memmap(data_path, dtype=np.uint8, mode="r", shape=(n, 3, size, size)) if n else \
+        np.empty((0, 3, size, size), dtype=np.uint8)
+    return ImageCache(pixels, {int(k): v for k, v in meta.get("failures", {}).items()})
+
+
+def _build_on_disk(folder: Path, key: str, root: Path, paths: Sequence[str], size: int,
+                   progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None,
+                   workers: int) -> None:
+    """Decode into `<key>.<pid>.part`, rename it to `<key>.u8`, then describe it in `<key>.json`."""
+    n = len(paths)
+    part = folder / f"{key}.{os.getpid()}.part"
+    try:
+        failures: dict[int, str] = {}
+        if n:
+            pixels = np.memmap(part, dtype=np.uint8, mode="w+", shape=(n, 3, size, size))
+            failures = _decode_into(pixels, root, paths, size, progress, should_stop, workers)
+            pixels.flush()
+            del pixels
+        else:
+            part.write_bytes(b"")
+        os.replace(part, folder / f"{key}.u8")
+    finally:
+        with contextlib.suppress(OSError):
+            part.unlink()
+    write_text(folder / f"{key}.json", json.dumps(
+        {"complete": True, "count": n, "size": size, "format": CACHE_FORMAT, "failures": failures}))
+
+
+def _remove_parts(folder: Path, key: str) -> None:
+    for part in folder.glob(f"{key}.*.part"):
+        with contextlib.suppress(OSError):
+            part.unlink()
+
+
+def cap_bytes() -> int:
+    try:
+        return int(float(os.environ["STUDIO_CACHE_CAP_GB"]) * 1024**3)
+    except (KeyError, ValueError):
+        return DEFAULT_CAP_BYTES
+
+
+def _entries(folder: Path) -> dict[str, list[Path]]:
+    """Cache files by key: data, description and temporary parts (lock files are left: deleting a
+    lock file another process is about to lock would let two builders in)."""
+    found: dict[str, list[Path]] = {}
+    for path in folder.glob("*"):
+        if path.is_file() and path.suffix in (".u8", ".json", ".part"):
+            found.setdefault(path.name.split(".", 1)[0], []).append(path)
+    return found
+
+
+def forget_old_caches(folder: Path, keep: int = KEEP_DISK_CACHES, cap: int | None = None) -> int:
+    """Keep the most recently used caches (at most `keep`, within the byte cap); remove the rest and orphans.
+
+    A cache whose lock another process holds is in use and left alone. Returns the bytes freed.
+    """
+    cap = cap_bytes() if cap is None else cap
+    ranked = []
+    for key, files in _entries(Path(folder)).items():
+        meta = next((p for p in files if p.suffix == ".json"), None)
+        used = meta.stat().st_mtime if meta is not None else -1.0  # no description: an orphan, goes first
+        ranked.append((used, key, files))
+    ranked.sort(key=lambda item: item[0], reverse=True)
+    freed, kept, total = 0, 0, 0
+    for used, key, files in ranked:
+        size = sum(p.stat().st_size for p in files if p.exists())
+        if used >= 0 and kept < keep and (total + size <= cap or kept == 0):
+            kept, total = kept + 1, total + size
+            continue
+        freed += _remove_key(Path(folder), key, files)
+    return freed
+
+
+def _remove_key(folder: Path, key: str, files: list[Path]) -> int:
+    lock = FileLock(str(folder / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0  # being built or read by another process right now
+    freed = 0
+    try:
+        for path in files:
+            with contextlib.suppress(OSError):
+                size = path.stat().st_size
                 path.unlink()
+                freed += size
+    finally:
+        lock.release()
+    return freed
+
+
+def cache_usage(folder: Path) -> int:
+    """Bytes the decode caches take in `folder`: what the window shows beside "Clear"."""
+    return sum(p.stat().st_size for files in _entries(Path(folder)).values() for p in files if p.exists())
+
+
+def clear_caches(folder: Path) -> int:
+    """Remove every decode cache not in use; returns the bytes freed."""
+    return forget_old_caches(folder, keep=0)

@@ -41,6 +41,8 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".
 MAX_PIXELS: int = 89_478_485
 
 RESIZE_RULE = "shorter-side-then-center-crop"
+# How load_for_model decodes before resizing: a JPEG draft at no less than twice the target size.
+DRAFT_RULE = "jpeg-draft-at-least-2x"
 
 # Only decoders for ordinary raster formats run on a user's files; Pillow would otherwise
 # hand a file that merely claims to be an image to plugins such as EPS, which shells out

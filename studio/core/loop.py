@@ -132,8 +132,11 @@ class PixelBatches(_Batches):
         self.transform, self.channels_last = transform, channels_last
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # The run's own augmentation draws, from (seed, epoch, rank): nothing else in the program can
+        # change them, and a resumed run repeats what an unbroken one would have drawn.
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch * 7919 + self.rank * 131 + 17) % 2**63)
         for sel in self._batches():
-            pixels = augment_batch(self.cache.take(self.positions[sel]), self.transform)
+            pixels = augment_batch(self.cache.take(self.positions[sel]), self.transform, g)
             x = normalize_batch(pixels.to(self.device, non_blocking=True), self.mean, self.std,
                                 channels_last=self.channels_last)
             yield x, self.labels[sel].to(self.device, non_blocking=True)

@@ -16,6 +16,7 @@ A run row records the process that owns it; a run whose owner is gone reads
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -164,7 +165,10 @@ class Project:
 
     @property
     def cache_dir(self) -> Path:
-        return self.folder / "cache"
+        """The user's cache folder, shared by projects: caches can be rebuilt and do not belong in Documents."""
+        from studio.core.userdirs import cache_folder
+
+        return cache_folder()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -179,8 +183,7 @@ class Project:
                 yield db
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) or "disk" in str(exc) or "unable to open" in str(exc):
-                raise ProjectError(f"{self.folder}: cannot write the project database ({exc}); "
-                                   "choose a project folder you can write to") from None
+                raise ProjectError(_unwritable(self.db_path, exc)) from None
             raise
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc) or "malformed" in str(exc):
@@ -250,6 +253,26 @@ class Project:
                  row.get("val_acc"), row.get("lr"), row.get("seconds")),
             )
             db.execute("UPDATE runs SET epochs_done = ? WHERE id = ?", (int(row["epoch"]), run_id))
+
+    def reconcile_epochs(self, run_id: int, history: list[dict[str, Any]]) -> int:
+        """Make the epoch rows equal `history` (the checkpoint's own record), in one transaction.
+
+        A run killed between writing its checkpoint and its database row leaves the database an
+        epoch behind; resuming calls this first, so no epoch is ever missing from the curves.
+        Returns how many rows were added or corrected.
+        """
+        with self._connect() as db:
+            have = {int(r[0]): r[1:] for r in db.execute(
+                "SELECT epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds FROM epochs WHERE run_id = ?",
+                (run_id,))}
+            rows = [(run_id, int(h["epoch"]), h.get("train_loss"), h.get("train_acc"), h.get("val_loss"),
+                     h.get("val_acc"), h.get("lr"), h.get("seconds")) for h in history]
+            changed = [row for row in rows if have.get(row[1]) != tuple(row[2:])]
+            db.executemany("INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?)", changed)
+            last = max((row[1] for row in rows), default=0)
+            db.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, last))
+            db.execute("UPDATE runs SET epochs_done = ? WHERE id = ?", (last, run_id))
+        return len(changed)
 
     def finish_run(
         self, run_id: int, status: str, *, best_metric: float | None = None, best_epoch: int | None = None,
@@ -333,6 +356,20 @@ def _run_row(row: tuple[Any, ...]) -> RunRow:
             f"The program running it ended without finishing (closed, killed or crashed) after epoch "
             f"{run.epochs_done}; continue it with `studio train --resume {run.folder}`.")
     return run
+
+
+def _unwritable(db_path: Path, exc: sqlite3.Error) -> str:
+    """Why SQLite cannot write, in the words the other writes use (read-only disk, permission, full disk)."""
+    folder = db_path.parent
+    code = errno.ENOSPC if "full" in str(exc) else None
+    with contextlib.suppress(OSError, AttributeError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            code = errno.EROFS
+    if code is None and not os.access(folder, os.W_OK):
+        code = errno.EACCES
+    if code is None:
+        return f"{folder}: cannot write the project database ({exc}); choose a project folder you can write to"
+    return storage_message(db_path, OSError(code, os.strerror(code)))
 
 
 def _schema_version(db: sqlite3.Connection) -> int:

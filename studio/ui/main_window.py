@@ -50,6 +50,14 @@ PANES: list[tuple[str, PaneFactory]] = [
 DEFAULT_SIZE = (1280, 800)
 
 
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if nbytes < 1024 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""  # pragma: no cover
+
+
 def _local_folders(urls: Sequence) -> list[str]:
     return [url.toLocalFile() for url in urls if url.isLocalFile() and Path(url.toLocalFile()).is_dir()]
 
@@ -108,6 +116,7 @@ class StudioWindow(QMainWindow):
         if "Inspect" in titles:  # "inspect this image" from Predict or Evaluate arrives through the state
             state.inspect_requested.connect(lambda _run, _image: self.show_pane(titles.index("Inspect")))
         self._restore_settings()
+        state.watch_runs()
         self._on_run_state(state.run_state)
         self._on_report_changed()
 
@@ -121,6 +130,10 @@ class StudioWindow(QMainWindow):
         file_menu.addAction("Open the &sample data set").triggered.connect(self._on_open_sample)
         self.recent_menu = file_menu.addMenu("&Recent folders")
         file_menu.addSeparator()
+        self.cache_action = file_menu.addAction("Clear the image cache")
+        self.cache_action.triggered.connect(self._on_clear_cache)
+        file_menu.aboutToShow.connect(self._update_cache_action)
+        file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -130,6 +143,25 @@ class StudioWindow(QMainWindow):
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, row=i: self.show_pane(row))
             go_menu.addAction(action)
+
+    @Slot()
+    def _update_cache_action(self) -> None:
+        """The menu says what the cache costs before the user decides to clear it."""
+        from studio.core.cache import cache_usage, cap_bytes
+        from studio.core.userdirs import cache_folder
+
+        used = cache_usage(cache_folder()) if cache_folder().is_dir() else 0
+        self.cache_action.setText(f"Clear the image cache ({_size(used)} of at most {_size(cap_bytes())})")
+        self.cache_action.setToolTip(f"Decoded pictures kept in {cache_folder()} so training starts faster; "
+                                     "clearing is safe, they are decoded again when needed")
+
+    @Slot()
+    def _on_clear_cache(self) -> None:
+        from studio.core.cache import clear_caches
+        from studio.core.userdirs import cache_folder
+
+        freed = clear_caches(cache_folder()) if cache_folder().is_dir() else 0
+        self.statusBar().showMessage(f"Image cache cleared: {_size(freed)} freed.", 8000)
 
     def show_pane(self, index: int) -> None:
         self.nav.setCurrentRow(index)
@@ -211,13 +243,38 @@ class StudioWindow(QMainWindow):
         recent = [recent] if isinstance(recent, str) else list(recent)
         self.state.recent_folders = [f for f in recent if isinstance(f, str) and f][:8]
         self.state.recent_changed.emit()
+        self._restore_recipe()
         try:
             page = int(self.settings.value("page", 0))
         except (TypeError, ValueError):
             page = 0
         self.show_pane(page if 0 <= page < len(self.panes) else 0)
 
+    def _restore_recipe(self) -> None:
+        """The last recipe and data folder, so a restart continues where the user left off."""
+        import json
+
+        from studio.core.config import ConfigError, RunConfig
+
+        text = self.settings.value("recipe")
+        if isinstance(text, str) and text:
+            try:
+                saved = RunConfig.from_dict(json.loads(text))
+            except (ConfigError, ValueError, TypeError, KeyError):
+                saved = None  # from another version or hand-edited: start from the defaults
+            if saved is not None:
+                saved.data.root = self.state.folder
+                for section in ("data", "augment", "model", "train"):
+                    self.state.replace(section, getattr(saved, section))
+        folder = self.settings.value("last_folder")
+        if isinstance(folder, str) and folder and not self.state.folder and Path(folder).is_dir():
+            self.state.set_folder(folder)
+
     def _save_settings(self) -> None:
+        import json
+
+        self.settings.setValue("recipe", json.dumps(self.state.config.to_dict()))
+        self.settings.setValue("last_folder", self.state.folder)
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("recent_folders", list(self.state.recent_folders))
         self.settings.setValue("page", self.nav.currentRow())

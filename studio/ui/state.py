@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from studio.core.config import RunConfig
 from studio.core.dataset import ScanReport
 from studio.core.project import Project, default_project_dir
 
 MAX_RECENT = 8
+# How often the project's run list is re-read, so runs started by the CLI or another window appear.
+RUNS_POLL_MS = 2000
 
 RUN_STATE_TEXT = {
     "idle": "Ready",
@@ -48,6 +50,10 @@ class QtStudioState(QObject):
         self.run_detail = ""
         self._project_dir = Path(project_dir) if project_dir else None
         self._project: Project | None = None
+        self._runs_seen: tuple = ()
+        self._runs_timer = QTimer(self)
+        self._runs_timer.setInterval(RUNS_POLL_MS)
+        self._runs_timer.timeout.connect(self.poll_runs)
 
     # ------------------------------------------------------------------------------------ config
 
@@ -109,6 +115,26 @@ class QtStudioState(QObject):
         if self._project is None:
             self._project = Project(self.project_dir)
         return self._project
+
+    def watch_runs(self, enabled: bool = True) -> None:
+        """Re-read the run list every few seconds; `runs_changed` fires only when something differs."""
+        if enabled:
+            self._runs_timer.start()
+        else:
+            self._runs_timer.stop()
+
+    @Slot()
+    def poll_runs(self) -> bool:
+        """Emit `runs_changed` when a run appeared, changed state or finished an epoch elsewhere."""
+        try:
+            seen = tuple((r.id, r.status, r.epochs_done) for r in self.project.runs())
+        except Exception:  # noqa: BLE001 - a busy or unreadable database is read again next time
+            return False
+        if seen == self._runs_seen:
+            return False
+        self._runs_seen = seen
+        self.runs_changed.emit()
+        return True
 
     @property
     def running(self) -> bool:

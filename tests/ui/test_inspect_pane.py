@@ -49,21 +49,27 @@ def test_a_request_through_the_state_shows_the_image_and_its_layers(qtbot, pane:
     assert pane.image_path == str(image)
     expected = Inspection.of_image(Predictor(trained.run), image)
     assert ins.top(3) == expected.top(3)
+    # In words by default: the blocks, the summary and the decision, the first block shown.
+    assert pane.tree.names() == [r.layer for r in pane.words] and pane.layer == "backbone.block1"
+    assert pane.tree.currentItem().text(0).startswith("Block 1 — 8 pattern detectors")
+    pane.torch_names.setChecked(True)
     assert pane.tree.names() == [info.name for info in ins.layers]
-    assert pane.layer == "backbone.block1.conv"  # the first convolution, which reads the pixels
+    assert pane.layer == "backbone.block1"  # kept across the switch
     assert len(pane.maps_view.grid.images) == ins.layer(pane.layer).output_shape[0]
     assert pane.answer_label.text().startswith(f"Predicted: {ins.top(1)[0][0]}")
 
 
 def test_selecting_layers_updates_the_grid(qtbot, pane: InspectPane, trained) -> None:
     ins = inspect(qtbot, pane, trained.run, some_image(trained))
+    pane.torch_names.setChecked(True)  # every module, not only the blocks
     grid = pane.maps_view.grid
     seen = {}
     for info in ins.layers:
         if not info.has_maps:
             continue
-        with qtbot.waitSignal(pane.layer_shown):
-            pane.select_layer(info.name)
+        if pane.layer != info.name:  # the block shown first is already selected
+            with qtbot.waitSignal(pane.layer_shown):
+                pane.select_layer(info.name)
         channels, h, w = info.output_shape
         assert len(grid.images) == min(channels, 64), info.name
         assert (grid.images[0].height(), grid.images[0].width()) == (h, w)
@@ -141,7 +147,8 @@ def test_a_torchvision_backbone_is_inspected_the_same_way(qtbot, pane: InspectPa
     ckpt = tmp_path / "resnet18.pt"
     save_checkpoint(data, ckpt)
     ins = inspect(qtbot, pane, str(ckpt), some_image(trained))
-    assert pane.layer == "backbone.conv1" and len(pane.maps_view.grid.images) == 64
+    # Block 1 in words is the stem: convolution, normalization, activation and pooling together.
+    assert pane.layer == "backbone.maxpool" and len(pane.maps_view.grid.images) == 64
     assert pane.maps_view.pager.total == 64
     pane.select_layer("backbone.layer4")
     assert pane.maps_view.pager.total == 512 and len(pane.maps_view.grid.images) == 64

@@ -29,6 +29,7 @@ def test_model_pane_counts_parameters_and_lists_layers_live(window, qtbot) -> No
     # 2 blocks of width 8: conv 3·8·3·3 + bn 16, conv 8·16·3·3 + bn 32, head 16·2 + 2 (two classes before a scan)
     assert _parameters(window) == "1,450 parameters"
     _wait_summary(pane, qtbot, "1,450 parameters")
+    pane.torch_names.setChecked(True)  # the PyTorch table: names, types and shapes
     shapes = {pane.layer_table.item(i, 0).text(): pane.layer_table.item(i, 2).text()
               for i in range(pane.layer_table.rowCount())}
     assert shapes["block1.conv"] == "8 × 24 × 24" and shapes["block2.pool"] == "16 × 6 × 6"

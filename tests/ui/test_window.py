@@ -148,3 +148,60 @@ def test_whole_flow_is_registered_and_inspect_requests_switch_pages(window, qtbo
     window.show_pane(0)
     window.state.request_inspect("", str(tmp_path / "image.png"))
     assert window.stack.currentWidget() is window.panes[titles.index("Inspect")]
+
+
+def test_image_cache_size_shown_and_cleared_from_the_menu(window, tmp_path: Path) -> None:
+    from studio.core.cache import build_cache, cache_usage
+    from studio.core.userdirs import cache_folder
+
+    data = make_colour_folder(tmp_path / "cached", per_class=3)
+    paths = sorted(p.relative_to(data).as_posix() for p in data.glob("*/*.png"))
+    build_cache(data, paths, 16, memory_mb=0, spill_dir=cache_folder())
+    used = cache_usage(cache_folder())
+    window._update_cache_action()
+    assert f"{used / 1024:.1f} KB" in window.cache_action.text()
+    window.cache_action.trigger()
+    assert cache_usage(cache_folder()) == 0 and "cleared" in window.statusBar().currentMessage()
+
+
+def test_last_folder_and_recipe_are_remembered(qtbot, tmp_path: Path) -> None:
+    folder = make_colour_folder(tmp_path / "data")
+    first = StudioWindow(QtStudioState(project_dir=tmp_path / "project"))
+    qtbot.addWidget(first)
+    first.show()
+    load_folder(first, qtbot, folder)
+    first.state.update("train", epochs=7, lr=0.0123)
+    first.state.update("model", width=12)
+    first.state.update("augment", hflip=0.25)
+    first.close()
+
+    second = StudioWindow(QtStudioState(project_dir=tmp_path / "project"))
+    qtbot.addWidget(second)
+    second.show()
+    cfg = second.state.config
+    assert (cfg.train.epochs, cfg.train.lr, cfg.model.width, cfg.augment.hflip) == (7, 0.0123, 12, 0.25)
+    assert second.state.folder == str(folder)
+    qtbot.waitUntil(lambda: second.state.report is not None, timeout=RUN_TIMEOUT_MS)
+
+
+def test_runs_started_elsewhere_appear_and_a_dead_one_can_be_continued(window, qtbot, tmp_path: Path) -> None:
+    """A run the CLI records in the same project shows up within seconds, without a restart."""
+    import sqlite3
+
+    from studio.core.project import Project
+
+    pane = window.panes[3]
+    assert pane.run_list.rowCount() == 0
+    other = Project(window.state.project_dir)  # another program using the same project
+    run_dir = other.runs_dir / "from-the-cli"
+    run_dir.mkdir()
+    (run_dir / "last.pt").write_bytes(b"")
+    run = other.add_run("from-the-cli", run_dir, "/data", {"model": {"arch": "custom"}})
+    qtbot.waitUntil(lambda: pane.run_list.rowCount() == 1, timeout=6000)
+    assert pane.run_list.rows[0].status == "running"
+    pane.run_list.selectRow(0)
+    assert not pane.continue_button.isEnabled()
+    with sqlite3.connect(other.db_path) as db:  # its program is gone (pid that cannot exist)
+        db.execute("UPDATE runs SET owner_pid = 999999999 WHERE id = ?", (run,))
+    qtbot.waitUntil(lambda: pane.run_list.rows[0].status == "interrupted", timeout=6000)
+    assert pane.continue_button.isEnabled()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import torch
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -65,6 +66,7 @@ def augment_samples(report: ScanReport, settings: AugmentConfig, size: int, seed
     rng.shuffle(classes)
     picks = [rng.choice(by_class[classes[i % len(classes)]]) for i in range(min(PREVIEW_ROWS, len(report.good)))]
     transform = build_train_transform(settings, size)
+    generator = torch.Generator().manual_seed(seed)  # its own: a run training meanwhile draws from its own too
     rows = []
     for record in picks:
         try:
@@ -73,7 +75,7 @@ def augment_samples(report: ScanReport, settings: AugmentConfig, size: int, seed
             continue
         versions = [(pixels.permute(1, 2, 0).numpy(), f"{record.path}\nas the model sees it, unchanged")]
         for i in range(PREVIEW_VERSIONS):
-            out = transform(pixels) if transform is not None else pixels
+            out = transform(pixels, generator) if transform is not None else pixels
             versions.append((out.permute(1, 2, 0).numpy().copy(), f"{record.path}\nrandom version {i + 1}"))
         rows.append((record.class_name, versions))
     return seed, rows

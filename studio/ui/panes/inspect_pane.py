@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.images import IMAGE_EXTENSIONS
 from studio.core.inspect import Inspection, conv_layers
+from studio.core.layer_words import WordRow, layers_in_words
 from studio.core.predict import Predictor
 from studio.core.runfiles import read_split
 from studio.ui.state import QtStudioState
@@ -42,11 +44,17 @@ from studio.ui.workers import QtTaskRunner, describe_exception
 MAPS_TAB, FILTERS_TAB, CAM_TAB = range(3)
 
 
-def _build_inspection(serial: int, predictor: Predictor, path: str) -> tuple[int, Inspection | None, str]:
+def _build_inspection(serial: int, predictor: Predictor, path: str
+                      ) -> tuple[int, Inspection | None, str, list[WordRow]]:
     try:
-        return serial, Inspection.of_image(predictor, path), ""
+        inspection = Inspection.of_image(predictor, path)
     except Exception as exc:
-        return serial, None, describe_exception(exc)
+        return serial, None, describe_exception(exc), []
+    try:
+        words = layers_in_words(predictor.model, predictor.image_size)
+    except (RuntimeError, ValueError):
+        words = []  # a model the words cannot describe: the PyTorch list still works
+    return serial, inspection, "", words
 
 
 def _grad_cam(serial: int, inspection: Inspection, cls: int) -> tuple[int, int, object, str]:
@@ -143,6 +151,8 @@ class InspectPane(ModelPaneMixin, QWidget):
         about.addWidget(self.file_label)
         buttons = QHBoxLayout()
         self.open_button = QPushButton("Open image…")
+        self.open_button.setToolTip("Choose an image file to look inside the model with (you can also drop one "
+                                    "anywhere on this page)")
         self.open_button.clicked.connect(self._on_open_image)
         self.next_button = QPushButton("Next validation image")
         self.next_button.setToolTip("Step through the images this run was validated on")
@@ -155,7 +165,15 @@ class InspectPane(ModelPaneMixin, QWidget):
         lv.addLayout(top)
         self.model_label = hint("")
         lv.addWidget(self.model_label)
-        lv.addWidget(heading("Layers, in the order they run"))
+        tree_head = QHBoxLayout()
+        tree_head.addWidget(heading("Layers, in the order they run"), 1)
+        self.torch_names = QCheckBox("Show PyTorch names")
+        self.torch_names.setToolTip("List every module under its PyTorch name and type, with its output shape, "
+                                    "instead of the network's stages and blocks in words.")
+        self.torch_names.toggled.connect(self._on_names_toggled)
+        tree_head.addWidget(self.torch_names)
+        lv.addLayout(tree_head)
+        self.words: list[WordRow] = []
         self.tree = QtLayerTree()
         self.tree.layer_selected.connect(self._on_layer_selected)
         lv.addWidget(self.tree, 1)
@@ -226,9 +244,10 @@ class InspectPane(ModelPaneMixin, QWidget):
 
     @Slot(object)
     def _on_inspection(self, value: object) -> None:
-        serial, inspection, error = value  # type: ignore[misc]
+        serial, inspection, error, words = value  # type: ignore[misc]
         if serial != self._serial:
             return
+        self.words = words
         if inspection is None:
             self.answer_label.setText("Cannot inspect this image")
             self.banner.show_message(error, "error")
@@ -255,10 +274,29 @@ class InspectPane(ModelPaneMixin, QWidget):
         names = [info.name for info in inspection.layers]
         convs = self._convolutions()
         target = self.layer if self.layer in names else (convs[0] if convs else names[0] if names else "")
-        self.tree.set_layers(inspection.layers, target)  # shows the target layer
+        if self.words and not self.torch_names.isChecked():
+            self.tree.set_words(self.words, target)
+        else:
+            self.tree.set_layers(inspection.layers, target)  # shows the target layer
+
+    @Slot(bool)
+    def _on_names_toggled(self, _on: bool) -> None:
+        if self.inspection is not None:
+            self._fill_tree(self.inspection)
 
     def select_layer(self, name: str) -> None:
+        """Any module by its PyTorch name: one that is no block of the words list opens the PyTorch list."""
+        if name not in self.tree.names() and not self.torch_names.isChecked():
+            self.torch_names.setChecked(True)
         self.tree.select(name)
+
+    def _filter_layer(self) -> str:
+        """In words, a block's filters are those of its first convolution (a stem's pooling has none)."""
+        row = next((r for r in self.words if r.layer == self.layer and not r.is_stage), None)
+        if row is None or self.torch_names.isChecked() or self.inspection is None:
+            return self.layer
+        convs = conv_layers(self.inspection.model)
+        return next((c for c in convs if any(c == m or c.startswith(m + ".") for m in row.modules)), self.layer)
 
     @Slot(str)
     def _on_layer_selected(self, name: str) -> None:
@@ -277,7 +315,7 @@ class InspectPane(ModelPaneMixin, QWidget):
         if tab == MAPS_TAB:
             self.maps_view.show_layer(self.inspection, self.layer)
         elif tab == FILTERS_TAB:
-            self.filters_view.show_layer(self.inspection, self.layer)
+            self.filters_view.show_layer(self.inspection, self._filter_layer())
 
     @Slot(int)
     def _on_tab(self, tab: int) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -26,9 +27,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.config import ModelConfig
 from studio.core.dataset import ScanReport
+from studio.core.layer_words import layers_in_words
 from studio.core.loop import pick_device
 from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
+from studio.core.randomness import seeded_global
 from studio.core.weights import WeightsUnavailable
+from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, heading, hint, make_table
 from studio.ui.workers import QtTaskRunner
@@ -69,8 +73,13 @@ def recommendation(report: ScanReport | None, gpu: bool) -> str:
 
 
 def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
-    """Layer table and parameter counts for the config (runs on a worker thread; no weights are read)."""
-    model = build_model(cfg, n_classes, load_weights=False)
+    """Layer table and parameter counts for the config (runs on a worker thread; no weights are read).
+
+    Built at a fixed seed under the process generator's lock: a run starting meanwhile must not
+    have its first weights changed by this page drawing random numbers.
+    """
+    with seeded_global(0):
+        model = build_model(cfg, n_classes, load_weights=False)
     first_stage = None
     if cfg.pretrained != "none" and cfg.mode == "two-stage":
         model.set_trainable("head")
@@ -81,13 +90,16 @@ def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
     total, trainable = count_parameters(model)
     rows = [(r.name.removeprefix("backbone."), r.kind, " × ".join(map(str, r.output_shape)), r.params)
             for r in summarize(model, cfg.image_size)]
-    return {"config": cfg, "rows": rows, "total": total, "trainable": trainable, "first_stage": first_stage}
+    words = layers_in_words(model, cfg.image_size)
+    return {"config": cfg, "rows": rows, "words": words, "total": total, "trainable": trainable,
+            "first_stage": first_stage}
 
 
 def check_weights(cfg: ModelConfig, n_classes: int) -> tuple[ModelConfig, str, str]:
     """Load the chosen starting weights once, as training will: (config, level, message)."""
     try:
-        model = build_model(cfg, n_classes, load_weights=True)
+        with seeded_global(0):
+            model = build_model(cfg, n_classes, load_weights=True)
     except WeightsUnavailable as exc:
         return cfg, "error", str(exc)
     return cfg, "info", f"Starting weights ready: {model.weights_note}."
@@ -140,9 +152,18 @@ class ModelPane(QWidget):
         rv.addWidget(self.learn_label)
         self.build_status = QtBanner(closable=False)
         rv.addWidget(self.build_status)
+        heading_row = QHBoxLayout()
         self.layers_heading = heading("Layers")
-        rv.addWidget(self.layers_heading)
-        self.layer_table = make_table(("Layer", "Type", "Output shape", "Parameters"))
+        heading_row.addWidget(self.layers_heading, 1)
+        self.torch_names = QCheckBox("Show PyTorch names")
+        self.torch_names.setToolTip("Show every layer under its programming name and type, as PyTorch lists it, "
+                                    "with its output shape. For readers who know PyTorch; the words view says "
+                                    "the same in plain terms.")
+        self.torch_names.toggled.connect(self._fill_layers)
+        heading_row.addWidget(self.torch_names)
+        rv.addLayout(heading_row)
+        self._last_summary: dict | None = None
+        self.layer_table = make_table(("Part", "What it does", "Numbers learned"))
         self.layer_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.layer_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         rv.addWidget(self.layer_table, 1)
@@ -350,15 +371,42 @@ class ModelPane(QWidget):
             f"{trainable:,} of them learn; the others keep their pretrained values."
         if result["first_stage"] is not None:
             learn = f"{result['first_stage']:,} of them learn in the first stage, all of them in the second."
-        self.params_label.setText(f"{total:,} parameters")
+        self.params_label.setText(f"{total:,} parameters ({plain_number(total)} numbers the network learns)"
+                                  if total >= 100_000 else f"{total:,} parameters")
         self.learn_label.setText(learn)
-        rows = result["rows"]
-        self.layer_table.setRowCount(len(rows))
-        for i, (name, kind, shape, params) in enumerate(rows):
-            for col, text in enumerate((name, kind, shape, f"{params:,}" if params else "")):
+        self._last_summary = result
+        self._fill_layers()
+
+    @Slot()
+    def _fill_layers(self) -> None:
+        """Layers in words by default; the PyTorch table (names, types, shapes) behind the switch."""
+        result = self._last_summary
+        if result is None:
+            return
+        if self.torch_names.isChecked():
+            columns = ("Layer", "Type", "Output shape", "Parameters")
+            cells = [(name, kind, shape, f"{params:,}" if params else "", False)
+                     for name, kind, shape, params in result["rows"]]
+        else:
+            columns = ("Part", "What it does", "Numbers learned")
+            cells = [(("" if row.is_stage or not row.stage else "    ") + row.title, row.text,
+                      plain_number(row.params) if row.params else "", row.is_stage) for row in result["words"]]
+        self.layer_table.setColumnCount(len(columns))
+        self.layer_table.setHorizontalHeaderLabels(columns)
+        header = self.layer_table.horizontalHeader()
+        for col in range(len(columns)):
+            header.setSectionResizeMode(col, header.ResizeMode.Stretch if col == (0 if len(columns) == 4 else 1)
+                                        else header.ResizeMode.ResizeToContents)
+        self.layer_table.setRowCount(len(cells))
+        for i, (*texts, bold) in enumerate(cells):
+            for col, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
-                if col == 3:
+                if bold:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                if col == len(texts) - 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.layer_table.setItem(i, col, item)
 

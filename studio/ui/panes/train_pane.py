@@ -307,10 +307,15 @@ class TrainPane(QWidget):
 
     @Slot()
     def _refresh_runs(self) -> None:
+        from studio.core.project import ProjectError
+
         try:
             self.run_list.set_runs(self.state.project.runs())
+        except ProjectError as exc:
+            self.banner.show_message(str(exc), "error")
         except (OSError, sqlite3.Error) as exc:
             self.banner.show_message(f"Cannot read the project {self.state.project_dir}: {exc}", "error")
+        self._update_buttons()  # a selected run may have become continuable (its program ended elsewhere)
 
     @Slot(list)
     def _on_runs_selected(self, runs: list) -> None:

@@ -6,6 +6,8 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from studio.core.inspect import LayerInfo
+from studio.core.layer_words import WordRow
+from studio.core.words import plain_number
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
 
@@ -32,10 +34,49 @@ class QtLayerTree(QTreeWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self.currentItemChanged.connect(self._on_current_changed)
 
+    def set_words(self, rows: list[WordRow], select: str) -> None:
+        """The layers in words: stages (not selectable) holding their blocks, then summary and decision.
+
+        Each block stands for the module `row.layer`; `select` may name any module inside a block.
+        """
+        self.blockSignals(True)
+        self.clear()
+        self._items = {}
+        self.setHeaderLabels(["Part of the network", "Numbers learned"])
+        stages: dict[int, QTreeWidgetItem] = {}
+        for row in rows:
+            item = QTreeWidgetItem([row.line, plain_number(row.params) if row.params else ""])
+            item.setToolTip(0, f"{row.line}\n{plain_number(row.params)} numbers learned" if row.params else row.line)
+            if row.is_stage:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+                font = item.font(0)
+                font.setBold(True)
+                item.setFont(0, font)
+                stages[row.stage] = item
+                self.addTopLevelItem(item)
+                continue
+            item.setData(0, NAME_ROLE, row.layer)
+            if len(row.shape) != 3:
+                for col in range(2):
+                    item.setForeground(col, self.palette().placeholderText())
+            self._items[row.layer] = item
+            (stages[row.stage].addChild if row.stage in stages else self.addTopLevelItem)(item)
+        self.expandAll()
+        self.setCurrentItem(None)
+        self.blockSignals(False)
+        blocks = [r for r in rows if not r.is_stage]
+        target = select if select in self._items else next(
+            (r.layer for r in blocks if any(select == m or select.startswith(f"{m}.") for m in r.modules)),
+            blocks[0].layer if blocks else "")
+        if target:
+            self.select(target)
+            self.scrollToItem(self._items[target])
+
     def set_layers(self, layers: list[LayerInfo], select: str) -> None:
         """Replace the list and select `select` (which emits `layer_selected`)."""
         self.blockSignals(True)
         self.clear()
+        self.setHeaderLabels(["Layer (type)", "Output C×H×W"])
         self._items = {}
         for info in layers:
             self._items[info.name] = item = self._item(info)

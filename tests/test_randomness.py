@@ -1,0 +1,38 @@
+"""A run's random draws are its own: dropout and weight initialisation are not moved by other threads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from studio.core.randomness import GeneratorDropout, RunRandom, private_dropout, seeded_global
+
+
+def test_private_dropout_draws_from_its_generator_only() -> None:
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Sequential(nn.Dropout(0.3), nn.Linear(8, 2)))
+    rnd = RunRandom(seed=3)
+    assert private_dropout(model, rnd.dropout) == 2
+    assert all(type(m) is not nn.Dropout for m in model.modules())
+    assert isinstance(model[1], GeneratorDropout) and model[1].p == 0.5
+    x = torch.ones(4, 8)
+    model.train()
+    before = torch.random.get_rng_state()
+    first = model[1](x)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    rnd.start_epoch(1)
+    torch.rand(100)  # someone else drawing meanwhile
+    assert torch.equal(model[1](x), first)
+    model.eval()
+    assert torch.equal(model[1](x), x)
+    assert set(first.unique().tolist()) <= {0.0, 2.0}
+
+
+def test_seeded_global_repeats_initialisation_and_restores_the_process_state() -> None:
+    torch.manual_seed(123)
+    outside = torch.random.get_rng_state()
+    with seeded_global(7):
+        a = nn.Linear(4, 4).weight.detach().clone()
+    assert torch.equal(torch.random.get_rng_state(), outside)
+    with seeded_global(7):
+        b = nn.Linear(4, 4).weight.detach().clone()
+    assert torch.equal(a, b)
