@@ -77,14 +77,16 @@ def profile_images(files: Sequence[Path], sizes: Sequence[tuple[int, int]], per_
     grey_votes, entropies = [], []
     for i in pick:
         try:
-            arr = np.asarray(load_rgb(files[int(i)]).convert("RGB").resize((64, 64)), dtype=np.int16)
+            img = load_rgb(files[int(i)])
+            img.thumbnail((96, 96))  # never enlarged: upscaling would invent tones
+            arr = np.asarray(img.convert("RGB"), dtype=np.int16)
         except Exception:  # noqa: BLE001 — an unreadable sample image only shrinks the sample
             continue
         grey_votes.append(np.abs(arr - arr.mean(axis=2, keepdims=True)).mean() < 4)
         hist = np.bincount(arr.mean(axis=2).astype(np.int64).ravel(), minlength=256) / arr[..., 0].size
         entropies.append(float(-(hist[hist > 0] * np.log2(hist[hist > 0])).sum()))
     grey = bool(np.mean(grey_votes) > 0.5) if grey_votes else False
-    photo = bool(np.median(entropies) > 5.5) if entropies else True
+    photo = bool(np.median(entropies) > 5.0 and not grey) if entropies else True
     return DataProfile(dict(per_class), native, grey, photo)
 
 
@@ -177,12 +179,13 @@ def _scratch(profile: DataProfile, hardware: Hardware, budget: str, seconds: flo
     blocks = 3 if size <= 48 else 4
     per_epoch = n_train / rate("custom", size, True) + (n_all - n_train) / (3 * rate("custom", size, False))
     cap = {"minute": 40, "ten-minutes": 120, "best": 300}[budget]
-    epochs = int(max(5, min(cap, 0.85 * seconds / max(per_epoch, 1e-3))))
+    # Fewer epochs than this leave a network learned from scratch half-trained, whatever the clock says.
+    epochs = int(max(12, min(cap, 0.85 * seconds / max(per_epoch, 1e-3))))
     settings = {"model.arch": "custom", "model.pretrained": "none", "model.mode": "full", "model.image_size": size,
                 "model.blocks": blocks, "model.width": 32, "model.dropout": 0.2, "train.epochs": epochs,
                 "train.lr": 3e-3, "train.schedule": "onecycle", "train.warmup_epochs": 1.0,
                 "train.batch_size": 64, "train.early_stopping": 0 if budget != "best" else 25,
-                "train.time_limit": BUDGET_SECONDS[budget] if budget != "best" else 0.0}
+                "train.time_limit": _limit(budget, epochs * per_epoch), "train.precision": _precision(hardware)}
     why = (f"features of a ready-made network separate these classes only {100 * probe:.0f}% of the time"
            if probe is not None else "ready-made image features were not available")
     kind = "photographs" if profile.photo_like else ("grey drawings or scans" if profile.grey else "drawn images")
@@ -213,11 +216,21 @@ def _pretrained(profile: DataProfile, hardware: Hardware, budget: str, seconds: 
     settings.update({"model.arch": "efficientnet_lite0", "model.pretrained": "imagenet", "model.image_size": size,
                      "train.batch_size": 32 if size > 160 else 64, "train.warmup_epochs": 1.0,
                      "train.early_stopping": 0 if budget != "best" else 8,
-                     "train.time_limit": BUDGET_SECONDS[budget] if budget != "best" else 0.0})
+                     "train.time_limit": _limit(budget, estimate), "train.precision": _precision(hardware)})
     found = f"{100 * probe:.0f}%" if probe is not None else "well"
     reason = (f"EfficientNet-Lite0, pretrained on ImageNet, at {size} px, {how}: its ready-made features already "
               f"tell these classes apart {found} of the time; fits {BUDGET_LABELS[budget]} on {hardware.describe()}.")
     return Recipe(settings, augment, estimate, reason, probe)
+
+
+def _limit(budget: str, estimate: float) -> float:
+    """A hard stop well past the estimate: it guards against a machine far slower than measured."""
+    return 0.0 if budget == "best" else round(max(1.5 * BUDGET_SECONDS[budget], 2 * estimate))
+
+
+def _precision(hardware: Hardware) -> str:
+    """On a CPU the estimate was measured in fp32, so the run uses fp32: bf16 speed is never counted on."""
+    return "fp32" if hardware.device == "cpu" else "auto"
 
 
 _AUG_WORDS = {"natural": "photo augmentation (flips, small turns, crops, colour)",
@@ -229,7 +242,7 @@ def measure_rate(arch: str, image_size: int, augmented: bool, *, device: str = "
     """Training images per second of `arch` at `image_size` here: a few timed steps on random pixels."""
     import torch
 
-    from studio.core.augment import build_train_transform
+    from studio.core.augment import augment_batch, build_train_transform
     from studio.core.config import ModelConfig
     from studio.core.models import build_model
 
@@ -244,7 +257,7 @@ def measure_rate(arch: str, image_size: int, augmented: bool, *, device: str = "
     timings = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        x = torch.stack([transform(p) for p in pixels]) if transform else pixels
+        x = augment_batch(pixels, transform, torch.Generator().manual_seed(0))
         x = (x.float() / 255).to(device)
         loss = torch.nn.functional.cross_entropy(model(x), labels.to(device))
         opt.zero_grad()
