@@ -70,6 +70,7 @@ CRAFTED = {
     "more classes than the head": (_set("classes", value=[*CLASSES, "owl"]), "classes"),
     "no state": (_drop("state_dict"), "state_dict"),
     "std zero": (_set("preprocessing", "std", value=[0.0, 0.2, 0.2]), "preprocessing.std"),
+    "unknown mode": (_set("arch", "mode", value="sideways"), "arch.mode"),
 }
 
 
@@ -109,6 +110,7 @@ def test_own_and_older_checkpoints_and_new_optional_fields_load(good: dict[str, 
     """Optional keys a newer studio adds (plain tensors and numbers) are accepted; an older file without
     'training' or 'metrics' still loads."""
     data = copy.deepcopy(good)
+    data["arch"]["mode"], data["arch"]["pretrained"] = "head", "/gone/weights.pth"  # as a transfer run saves it
     data["calibration"] = {"temperature": 1.7}
     data["familiarity"] = {"mean": torch.zeros(8), "covariance": torch.eye(8)}
     del data["training"], data["metrics"]

@@ -10,13 +10,14 @@ are left alone: newer studios add optional fields (calibration, familiarity).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from studio.core.config import ConfigError, ModelConfig
+from studio.core.config import TRANSFER_MODES, ConfigError, ModelConfig
 from studio.core.images import RESIZE_RULE
 
 # What building a network and one test pass through it may cost, at most.
@@ -104,9 +105,12 @@ def _check_arch(arch: object) -> ModelConfig:
         raise HeaderError("arch.dropout", f"{arch['dropout']!r} is not a number")
     if "mode" in arch and not isinstance(arch["mode"], str):
         raise HeaderError("arch.mode", f"{arch['mode']!r} is not a transfer mode")
+    if "mode" in arch and arch["mode"] not in TRANSFER_MODES:
+        raise HeaderError("arch.mode", f"{arch['mode']!r} is not one of {', '.join(TRANSFER_MODES)}")
     try:
         config = arch_config({"arch": arch})
-        config.validate()
+        # The sizes are what matter here; how the run chose to freeze its backbone does not.
+        dataclasses.replace(config, mode="full").validate()
     except ConfigError as exc:
         raise HeaderError(f"arch.{exc.field.removeprefix('model.')}", exc.reason) from None
     except TypeError as exc:

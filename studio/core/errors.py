@@ -7,6 +7,10 @@ is a bug and is reported as such.
 from __future__ import annotations
 
 
+class TrainingError(RuntimeError):
+    """A run could not go on; the message is meant for the user as it stands."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     from studio.core.atomic import StorageError
     from studio.core.checkpoint import CheckpointError
@@ -16,7 +20,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from studio.core.export import ExportError
     from studio.core.images import ImageError
     from studio.core.project import ProjectError
-    from studio.core.train import TrainingError
     from studio.core.weights import WeightsUnavailable
 
     return (ConfigError, DatasetError, ImageError, CheckpointError, TrainingError, WeightsUnavailable,

@@ -1,4 +1,4 @@
-"""The inner loop: batches, precision, learning-rate schedule, one epoch, evaluation.
+"""The inner loop: batches, learning-rate schedule, one epoch, evaluation.
 
 Written as plain functions in the manner of torchvision's reference trainer,
 so each can be read and tested alone; `studio.core.train` wires them into a run.
@@ -6,12 +6,10 @@ so each can be read and tested alone; `studio.core.train` wires them into a run.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -19,61 +17,17 @@ from torch import nn
 from studio.core.augment import augment_batch, normalize_batch
 from studio.core.cache import Cancelled, ImageCache
 from studio.core.config import TrainConfig
+from studio.core.devices import (  # noqa: F401  (re-exported: device choice lived here before)
+    autocast_for,
+    cpu_has_fast_bf16,
+    describe_device,
+    pick_device,
+    pick_precision,
+)
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: training cannot recover by itself."""
-
-
-# ---------------------------------------------------------------------------------------------- device
-
-
-def pick_device(choice: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU; an explicit choice that is not available is an error, not a fallback."""
-    if choice in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if choice in ("auto", "mps") and mps is not None and mps.is_available():
-        return torch.device("mps")
-    if choice in ("cuda", "mps"):
-        raise RuntimeError(f"train.device: {choice} was asked for but is not available on this computer")
-    return torch.device("cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "GPU: Apple (MPS)"
-    return "CPU"
-
-
-def cpu_has_fast_bf16() -> bool:
-    """AVX-512 BF16 or AMX: there bf16 autocast is 2-3x faster than fp32 for convolutions."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_precision(choice: str, device: torch.device) -> str:
-    if choice != "auto":
-        if choice == "fp16" and device.type == "cpu":
-            raise RuntimeError("train.precision: fp16 needs a GPU; use bf16 or fp32 on the CPU")
-        return choice
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_has_fast_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
-    if precision == "fp32":
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------- batches

@@ -229,7 +229,8 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
                 f"Training accuracy reached {_pct(train_acc)} but validation stays at {_pct(val_acc)}, "
                 f"no better than guessing ({_pct(chance)}): the model memorised the training images.",
                 "Switch on augmentation (Augment → Natural photos), start from a pretrained network (Model → "
-                "EfficientNet-Lite0 works offline), and add images; check that the training and validation folders show the same kinds of pictures.",
+                "EfficientNet-Lite0 works offline), and add images; check that the training and validation "
+                "folders show the same kinds of pictures.",
             ))
         else:
             out.append(Diagnostic(

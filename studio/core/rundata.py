@@ -17,11 +17,8 @@ from studio.core.augment import channel_stats
 from studio.core.cache import ImageCache, build_cache
 from studio.core.callbacks import Callback
 from studio.core.config import RunConfig
+from studio.core.errors import TrainingError  # noqa: F401  (re-exported: it was defined here before)
 from studio.core.models import architecture_info
-
-
-class TrainingError(RuntimeError):
-    """A run could not go on; the message is meant for the user as it stands."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.loop import describe_device, pick_device
+from studio.core.devices import describe_device, pick_device
 from studio.ui.panes.augment_pane import AugmentPane
 from studio.ui.panes.data_pane import DataPane
 from studio.ui.panes.evaluate_pane import EvaluatePane
