@@ -247,10 +247,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {project.folder}")
         return 0
-    print(f"{'id':>3}  {'run':<32} {'arch':<20} {'status':<14} {'epochs':>6} {'best val acc':>12}")
+    print(f"{'id':>3}  {'run':<32} {'arch':<20} {'status':<14} {'epochs':>6} {'test acc':>8} {'best val acc':>12}")
     for r in runs:
         best = "—" if r.best_metric is None else f"{100 * r.best_metric:.1f}%"
-        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {r.status:<14} {r.epochs_done:>6} {best:>12}")
+        test = "—" if r.test_acc is None else f"{100 * r.test_acc:.1f}%"
+        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {r.status:<14} {r.epochs_done:>6} {test:>8} "
+              f"{best:>12}")
     return 0
 
 

@@ -101,20 +101,24 @@ class Recorder:
 
     def write_evaluation(self, callbacks: Callback) -> None:
         """confusion.png and the Evaluation section of report.md, so every finished run explains itself."""
-        if not (dist.is_main() and self.summary is not None and self.summary.counts.get("val")):
+        counts = self.summary.counts if self.summary is not None else {}
+        # The held-out test images when there are some: the figure a reader of report.md should trust.
+        split = "test" if counts.get("test") else "val"
+        if not (dist.is_main() and counts.get(split)):
             return
         from studio.core.evaluate import EvaluationError, evaluate_run, write_evaluation
 
-        callbacks.on_status("Evaluating the best model on the validation images")
+        callbacks.on_status(f"Evaluating the best model on the {'held-out test' if split == 'test' else 'validation'}"
+                            " images")
         try:
-            write_evaluation(evaluate_run(self.run_dir, "val"), self.run_dir)
+            write_evaluation(evaluate_run(self.run_dir, split), self.run_dir)
         except (EvaluationError, OSError) as exc:
             callbacks.on_status(f"Could not write the evaluation: {exc}")
 
     def finish(self, status: str, result: RunResult, message: str = "") -> None:
         if self.db_run is not None:
             self.project.finish_run(self.db_run, status, best_metric=result.best_val_acc,
-                                    best_epoch=result.best_epoch or None, message=message)
+                                    best_epoch=result.best_epoch or None, message=message, test_acc=result.test_acc)
 
     def fail(self, message: str) -> None:
         if self.db_run is not None:

@@ -98,10 +98,12 @@ def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], c
         f"# Run {run_dir.name}",
         "",
         f"- Status: **{result['status']}** after {result['epochs_done']} epoch(s), {result['seconds']:.0f} s",
-        f"- Best validation accuracy: **{_pct(result.get('best_val_acc'))}** at epoch {result.get('best_epoch')}",
     ]
     if result.get("test_acc") is not None:
-        lines.append(f"- Held-out test accuracy: **{_pct(result['test_acc'])}**")
+        lines.append(f"- **Test accuracy: {_pct(result['test_acc'])}**: the figure to trust, measured on held-out "
+                     "images that nothing in the run used to choose its epochs or settings")
+    lines.append(f"- Best validation accuracy: {_pct(result.get('best_val_acc'))} at epoch {result.get('best_epoch')}"
+                 + (" (it chose the epoch, so it flatters a little)" if result.get("test_acc") is not None else ""))
     lines += [
         f"- Model: `{model['arch']}`, weights `{model['pretrained']}`, mode `{model['mode']}`, "
         f"{model['image_size']} px",

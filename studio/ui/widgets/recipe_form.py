@@ -20,6 +20,8 @@ from studio.ui.state import QtStudioState
 OPTIMIZERS = (("adamw", "AdamW (adaptive, a safe default)"), ("sgd", "SGD with momentum"))
 SCHEDULES = (("cosine", "Cosine: slow down smoothly"), ("onecycle", "One-cycle: up, then down"),
              ("step", "Step: divide by 10 every 10 epochs"), ("constant", "Constant"))
+CHOOSE = (("recommended", "Recommended for these images"), ("manual", "Exactly as set on the pages"))
+BUDGETS = (("minute", "About a minute"), ("ten-minutes", "About 10 minutes"), ("best", "As good as possible"))
 IMBALANCE = (("none", "Treat all images alike"), ("weighted-loss", "Count rare classes more"),
              ("balanced-sampler", "Show every class equally often"))
 
@@ -32,6 +34,17 @@ class QtRecipeForm(QGroupBox):
         self.state = state
         self._syncing = False
         form = QFormLayout(self)
+        self.choose_combo = _combo(CHOOSE)
+        self.choose_combo.setToolTip("Recommended: the studio looks at the images and this computer and picks the "
+                                     "network, image size, augmentation and epochs; whatever you change yourself "
+                                     "on the Model, Augment and Train pages is kept as you set it")
+        self.budget_combo = _combo(BUDGETS)
+        self.budget_combo.setToolTip("How long the recommended settings may take; the estimate is shown when "
+                                     "training starts, and the run ends in time with its best model")
+        form.addRow("Settings", self.choose_combo)
+        form.addRow("Time", self.budget_combo)
+        self.choose_combo.currentIndexChanged.connect(self._on_recipe_edited)
+        self.budget_combo.currentIndexChanged.connect(self._on_recipe_edited)
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10_000)
         self.epochs_spin.setToolTip("Passes over all training images")
@@ -73,9 +86,17 @@ class QtRecipeForm(QGroupBox):
         self.early_check.toggled.connect(self._on_edited)
         state.config_changed.connect(self._on_config_changed)
         self._on_config_changed("train")
+        self._on_config_changed("recipe")
 
 
     # ------------------------------------------------------------------------------------ recipe ↔ state
+
+    @Slot()
+    def _on_recipe_edited(self) -> None:
+        recommended = self.choose_combo.currentData() == "recommended"
+        self.budget_combo.setEnabled(recommended)
+        if not self._syncing:
+            self.state.update("recipe", mode=self.choose_combo.currentData(), budget=self.budget_combo.currentData())
 
     @Slot()
     def _on_edited(self) -> None:
@@ -90,6 +111,15 @@ class QtRecipeForm(QGroupBox):
 
     @Slot(str)
     def _on_config_changed(self, section: str) -> None:
+        if section == "recipe":
+            r = self.state.config.recipe
+            self._syncing = True
+            self.choose_combo.setCurrentIndex(max(0, self.choose_combo.findData(
+                "manual" if r.mode == "manual" else "recommended")))
+            self.budget_combo.setCurrentIndex(max(0, self.budget_combo.findData(r.budget)))
+            self.budget_combo.setEnabled(r.mode != "manual")
+            self._syncing = False
+            return
         if section != "train":
             return
         t = self.state.config.train
