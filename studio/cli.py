@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_model
+from studio import cli_doctor, cli_model
 from studio.core.config import AUGMENT_PRESETS, BUDGETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
 
 
 def _architectures() -> list[str]:
-    from studio.core.models import list_architectures
+    from studio.core.architectures import list_architectures  # torch-free: `--help` stays fast
 
     return list_architectures()
 
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="with --images: one split only")
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
+    cli_doctor.add_parsers(sub)
     return parser
 
 
@@ -164,6 +165,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+# What `train --resume` accepts besides the run folder; every other option is refused by name.
+_RESUME_OPTIONS = {"command", "folder", "resume", "project", "epochs", "json", "quiet"}
+
+
+def _resume_epochs(args: argparse.Namespace) -> int | None:
+    """A resumed run keeps its own settings: --epochs trains it further, anything else is refused, never ignored."""
+    given = sorted(name for name, value in vars(args).items()
+                   if name not in _RESUME_OPTIONS and value not in (None, False))
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise CliError(f"{option}: a resumed run continues with its own settings (only --epochs can change); "
+                       f"to change {option}, start a new run: studio train --config RUN_DIR/config.json {option} ...")
+    return args.epochs
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.cli_console import ConsoleCallback
     from studio.core.callbacks import StopToken
@@ -182,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.resume:
-            trainer = Trainer.resume(args.resume, callbacks=[console], stop=stop,
+            trainer = Trainer.resume(args.resume, epochs=_resume_epochs(args), callbacks=[console], stop=stop,
                                      **({"project": args.project} if args.project else {}))
         else:
             trainer = Trainer(_config_from_args(args), project=args.project, callbacks=[console], stop=stop)
@@ -266,6 +282,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_window(args: argparse.Namespace) -> int:
+    from studio.core.display import WindowUnavailable, check_window_can_start
+
+    try:  # before Qt loads its platform plugin, which aborts the process when a library is missing
+        check_window_can_start()
+    except WindowUnavailable as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 3
     try:
         from studio.ui.app import run_app
     except ImportError as exc:
@@ -275,6 +298,7 @@ def cmd_window(args: argparse.Namespace) -> int:
 
 COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
+COMMANDS.update(cli_doctor.COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

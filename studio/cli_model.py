@@ -21,8 +21,7 @@ def _plain_errors(fn: Command) -> Command:
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        from studio.core.evaluate import EvaluationError
-        from studio.core.export import ExportError
+        from studio.core.errors import EvaluationError, ExportError
 
         try:
             return fn(args)
@@ -42,11 +41,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
     p.add_argument("--no-write", action="store_true", help="print only; leave report.md and confusion.png alone")
 
-    p = sub.add_parser("export", help="write a TorchScript or ONNX file with resizing, normalization and "
+    p = sub.add_parser("export", help="write an ONNX or PyTorch (.pt2) file with resizing, normalization and "
                        "softmax inside, plus a JSON file naming the classes")
     p.add_argument("run_dir", metavar="RUN_DIR_or_CHECKPOINT")
-    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
-    p.add_argument("--out", metavar="FILE", help="default: model.pt / model.onnx in the run folder")
+    p.add_argument("--format", choices=("onnx", "pt2", "torchscript"), default="onnx",
+                   help="onnx (ONNX Runtime, OpenCV, other languages), pt2 (PyTorch's torch.export format), "
+                   "torchscript (legacy: deprecated by PyTorch, for programs that cannot move yet)")
+    p.add_argument("--out", metavar="FILE", help="default: model.onnx / model.pt2 / model.pt in the run folder")
 
 
 @_plain_errors

@@ -14,11 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torchvision.transforms.v2 import functional as F
 
+from studio.core.architectures import IMAGENET_MEAN, IMAGENET_STD
 from studio.core.config import AugmentConfig
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

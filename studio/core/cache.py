@@ -28,17 +28,14 @@ import torch
 from filelock import FileLock, Timeout
 
 from studio.core.atomic import write_text
-from studio.core.images import DRAFT_RULE, RESIZE_RULE, ImageError, load_for_model, to_tensor
+from studio.core.errors import Cancelled, ImageError
+from studio.core.images import DRAFT_RULE, RESIZE_RULE, load_for_model, to_tensor
 
 # Part of every key: a change to how pixels are made must never reuse pixels made the old way.
 CACHE_FORMAT = 2
 KEEP_DISK_CACHES = 3
 # Disk caches beyond this many bytes in all are removed, oldest first ($STUDIO_CACHE_CAP_GB overrides).
 DEFAULT_CAP_BYTES = 20 * 1024**3
-
-
-class Cancelled(Exception):
-    """The user asked to stop; not an error."""
 
 
 class ImageCache:

@@ -19,14 +19,11 @@ import torch
 from studio.core.atomic import write_with
 from studio.core.checkpoint_check import HeaderError, arch_config, check_header, fit_summary
 from studio.core.config import RunConfig
+from studio.core.errors import CheckpointError
 from studio.core.images import RESIZE_RULE
 
 FORMAT = "classification-studio-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(Exception):
-    """A checkpoint cannot be used; the message names the file and the reason."""
 
 
 def make_checkpoint(

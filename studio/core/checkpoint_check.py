@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from studio.core.config import TRANSFER_MODES, ConfigError, ModelConfig
+from studio.core.config import TRANSFER_MODES, ModelConfig
+from studio.core.errors import ConfigError
 from studio.core.images import RESIZE_RULE
 
 # What building a network and one test pass through it may cost, at most.

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from studio.core.architectures import list_architectures
+from studio.core.errors import ConfigError
+
 AUGMENT_PRESETS = ("none", "natural", "medical", "aerial")
 TRANSFER_MODES = ("head", "last-block", "full", "two-stage")
 OPTIMIZERS = ("adamw", "sgd")
@@ -25,15 +28,6 @@ RECIPE_MODES = ("recommended", "applied", "manual")
 BUDGETS = ("minute", "ten-minutes", "best")
 
 CONFIG_VERSION = 1
-
-
-class ConfigError(ValueError):
-    """A config value is out of range; `field` names it the way a user types it."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.reason = message
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -138,8 +132,6 @@ class ModelConfig:
     kernel_size: int = 3
 
     def validate(self) -> None:
-        from studio.core.models import list_architectures  # late: models imports torch
-
         _choice("model.arch", self.arch, tuple(list_architectures()))
         _choice("model.mode", self.mode, TRANSFER_MODES)
         _range("model.image_size", self.image_size, 8, 1024)

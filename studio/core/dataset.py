@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from studio.core.images import ImageError, check_image, has_image_extension
+from studio.core.errors import DatasetError, ImageError, ScanCancelled
+from studio.core.images import check_image, has_image_extension
 
 # Below this many images a class is learned poorly even with transfer learning.
 MIN_IMAGES_PER_CLASS = 20
@@ -31,14 +32,6 @@ _SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
 # Decoding threads: Pillow releases the GIL while decoding, two keep a small machine busy.
 _WORKERS = 2
 _PROGRESS_EVERY = 50
-
-
-class DatasetError(Exception):
-    """The folder as a whole cannot be used; the message names it and says what to do."""
-
-
-class ScanCancelled(DatasetError):
-    """`should_stop` asked the scan to end early; nothing partial is returned."""
 
 
 @dataclass

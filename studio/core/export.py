@@ -1,15 +1,23 @@
 """Exported models that cannot be fed wrongly: resizing, scaling, normalization and softmax inside.
 
 The file takes what any image library hands out — an RGB image tensor
-[N, 3, H, W] with values 0..255, any H and W — and returns class probabilities.
+[N, 3, H, W] with values 0..255, any N, H and W — and returns class probabilities.
 Inside, it does what the studio does before every prediction: the shorter side
 scaled to the model's size with antialiased bilinear filtering, the centre
 square kept, the result rounded to 8 bits like a decoded image, then /255 and
 the checkpoint's mean and std. A sidecar JSON names the classes in output order.
 
-The studio crops in the source image and lets PIL resample only the crop; the
-exported graph crops first and then resizes, which agrees with it exactly for
-square inputs and differs by a few grey levels along the crop edges otherwise.
+Formats, all made through `torch.export` (one traced graph, dynamic batch/height/width):
+- ONNX via `torch.onnx.export(..., dynamo=True)` (needs onnx and onnxscript);
+- `.pt2`, PyTorch's own format: `torch.export.load(path).module()(images)`;
+- TorchScript, legacy: torch has deprecated it, so it is offered only while torch still ships
+  `torch.jit`, for programs that cannot move yet.
+
+What a graph cannot do — EXIF orientation, transparency, decoding — is done before it by
+whoever decodes the file: the studio's `images` module, or the model package's `predict.py`.
+The studio crops in the source image and lets PIL resample only the crop (8-bit, two passes);
+the graph crops whole pixels and resizes in float. They agree exactly when the image already
+has the model's size (which is what `predict.py` hands over) and within a few grey levels otherwise.
 """
 
 from __future__ import annotations
@@ -27,18 +35,21 @@ from torch import Tensor, nn
 
 from studio.core.atomic import write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from studio.core.errors import ExportError
 
-FORMATS = ("torchscript", "onnx")
-SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+FORMATS = ("package", "onnx", "pt2", "torchscript")
+SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "package": ""}
+LEGACY_FORMATS = ("torchscript",)
 ONNX_OPSET = 18  # Resize with antialiasing appeared in opset 18
-
-
-class ExportError(Exception):
-    """An export could not be made; the message is meant for the user as it stands."""
+INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 
 
 class Preprocess(nn.Module):
-    """Any-size 0..255 RGB batch → the model's normalized square input, in tensor ops only."""
+    """Any-size 0..255 RGB batch → the model's normalized square input, in tensor ops only.
+
+    The crop is written with symbolic sizes (`sym_min`, `narrow`) so that `torch.export` keeps
+    height and width as variables instead of baking in the example's size.
+    """
 
     def __init__(self, image_size: int, mean: list[float], std: list[float]) -> None:
         super().__init__()
@@ -49,13 +60,33 @@ class Preprocess(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         x = images.to(torch.float32)
         h, w = x.shape[2], x.shape[3]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        x = x[:, :, top:top + side, left:left + side]
+        side = torch.sym_min(h, w)
+        # Indices rather than slices: a slice lets the exporter pick one branch (wide or tall) and
+        # guard on it; gathering rows and columns is one graph for every shape.
+        rows = torch.arange(side, device=x.device) + (h - side) // 2
+        cols = torch.arange(side, device=x.device) + (w - side) // 2
+        x = x.index_select(2, rows).index_select(3, cols)
+        # The exporter cannot prove a crop of a variable size is non-empty; an image always is.
+        torch._check(x.shape[2] > 0)
+        torch._check(x.shape[3] > 0)
+        return self._finish(x)
+
+    def _finish(self, x: Tensor) -> Tensor:
         x = F.interpolate(x, size=[self.image_size, self.image_size], mode="bilinear", align_corners=False,
                           antialias=True)
         x = torch.round(x).clamp(0.0, 255.0)  # a decoded image holds whole numbers 0..255
         return (x / 255.0 - self.mean) / self.std
+
+
+class _ScriptPreprocess(Preprocess):
+    """The same steps in the subset of Python that TorchScript compiles (legacy format only)."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images.to(torch.float32)
+        h, w = x.shape[2], x.shape[3]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        return self._finish(x[:, :, top:top + side, left:left + side])
 
 
 class PackagedClassifier(nn.Module):
@@ -70,27 +101,6 @@ class PackagedClassifier(nn.Module):
         return torch.softmax(self.network(self.preprocess(images)), dim=1)
 
 
-class _OnnxPreprocess(Preprocess):
-    """The same steps written with shape tensors, so the ONNX graph keeps H and W dynamic.
-
-    Python ints taken from a traced shape become constants of the graph; shape tensors,
-    arange and index_select stay operations on whatever size arrives.
-    """
-
-    def forward(self, images: Tensor) -> Tensor:
-        x = images.to(torch.float32)
-        shape = torch._shape_as_tensor(x)
-        h, w = shape[2], shape[3]
-        side = torch.minimum(h, w)
-        rows = torch.arange(side) + torch.div(h - side, 2, rounding_mode="floor")
-        cols = torch.arange(side) + torch.div(w - side, 2, rounding_mode="floor")
-        x = x.index_select(2, rows).index_select(3, cols)
-        x = F.interpolate(x, size=[self.image_size, self.image_size], mode="bilinear", align_corners=False,
-                          antialias=True)
-        x = torch.round(x).clamp(0.0, 255.0)
-        return (x / 255.0 - self.mean) / self.std
-
-
 @dataclass
 class Exported:
     path: Path
@@ -103,10 +113,10 @@ def _load(source: str | Path | dict[str, Any]) -> dict[str, Any]:
 
 
 def default_output(source: str | Path, fmt: str) -> Path:
-    """Beside the checkpoint: RUN_DIR/model.pt or RUN_DIR/model.onnx."""
+    """Beside the checkpoint: RUN_DIR/model.onnx, model.pt2, model.pt, or the folder RUN_DIR/model-package."""
     path = Path(source)
     folder = path if path.is_dir() else path.parent
-    return folder / f"model{SUFFIX[fmt]}"
+    return folder / ("model-package" if fmt == "package" else f"model{SUFFIX[fmt]}")
 
 
 def sidecar_path(out: str | Path) -> Path:
@@ -114,20 +124,21 @@ def sidecar_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".json")
 
 
-def _write_sidecar(data: dict[str, Any], out: Path, fmt: str, dtype: str) -> Path:
+def model_description(data: dict[str, Any], fmt: str, model_file: str, dtype: str) -> dict[str, Any]:
+    """What a program needs to call the exported file: classes, input, output, what happens inside."""
     pre = data["preprocessing"]
-    info = {
+    return {
         "format": fmt,
-        "model_file": out.name,
+        "model_file": model_file,
         "classes": list(data["classes"]),
         "input": {
-            "name": "images",
+            "name": INPUT_NAME,
             "shape": "[N, 3, H, W]: any batch size N, any height H and width W",
             "dtype": dtype,
             "range": "0..255 (do not scale or normalize: the model does it)",
             "channels": "RGB",
         },
-        "output": {"name": "probabilities", "shape": f"[N, {len(data['classes'])}]",
+        "output": {"name": OUTPUT_NAME, "shape": f"[N, {len(data['classes'])}]",
                    "meaning": "softmax probabilities, in the order of 'classes'"},
         "inside": {
             "resize": "shorter side to image_size, antialiased bilinear, centre crop, rounded to 0..255",
@@ -138,8 +149,11 @@ def _write_sidecar(data: dict[str, Any], out: Path, fmt: str, dtype: str) -> Pat
         "source": {"checkpoint": data.get("path", ""), "architecture": data["arch"].get("arch", ""),
                    "metrics": data.get("metrics", {})},
     }
+
+
+def _write_sidecar(data: dict[str, Any], out: Path, fmt: str, dtype: str) -> Path:
     path = sidecar_path(out)
-    write_text(path, json.dumps(info, indent=2) + "\n")
+    write_text(path, json.dumps(model_description(data, fmt, out.name, dtype), indent=2) + "\n")
     return path
 
 
@@ -150,9 +164,23 @@ def _network(data: dict[str, Any]) -> nn.Module:
     return model
 
 
-def _example(data: dict[str, Any], batch: int = 1) -> Tensor:
+def packaged_model(data: dict[str, Any], *, scripted: bool = False) -> PackagedClassifier:
+    """The whole graph an export holds, in eval mode: what every format is made from."""
+    pre = data["preprocessing"]
+    kind = _ScriptPreprocess if scripted else Preprocess
+    return PackagedClassifier(kind(pre["image_size"], pre["mean"], pre["std"]), _network(data)).eval()
+
+
+def _example(data: dict[str, Any], dtype: str = "uint8") -> Tensor:
+    """Two non-square images: a square or single example would let a size-specific shortcut hide."""
     size = int(data["preprocessing"]["image_size"])
-    return torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
+    example = torch.randint(0, 256, (2, 3, size, size + 3), dtype=torch.uint8)
+    return example if dtype == "uint8" else example.float()
+
+
+def _dynamic_shapes() -> dict[str, dict[int, Any]]:
+    return {INPUT_NAME: {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("height", min=1),
+                         3: torch.export.Dim("width", min=1)}}
 
 
 def _target(source: str | Path | dict[str, Any], out: str | Path | None, fmt: str) -> Path:
@@ -167,33 +195,29 @@ def _target(source: str | Path | dict[str, Any], out: str | Path | None, fmt: st
     return path
 
 
-def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | None = None) -> Exported:
-    """A TorchScript file: `torch.jit.load(path)(images)` with uint8 or float 0..255 images.
+def _failed(data: dict[str, Any], fmt: str, exc: BaseException) -> ExportError:
+    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return ExportError(f"{fmt} export of {data['arch'].get('arch', 'this model')} failed: {first}")
 
-    The network is traced at its one input size (the preprocessing guarantees that size),
-    the preprocessing is scripted so that any H and W work.
-    """
+
+def _export_program(data: dict[str, Any], dtype: str = "uint8") -> torch.export.ExportedProgram:
+    model = packaged_model(data)
+    with torch.no_grad():
+        return torch.export.export(model, (_example(data, dtype),), dynamic_shapes=_dynamic_shapes(), strict=False)
+
+
+def export_pt2(source: str | Path | dict[str, Any], out: str | Path | None = None) -> Exported:
+    """A `torch.export` program: `torch.export.load(path).module()(images)` with uint8 0..255 images."""
     data = _load(source)
-    path = _target(source, out, "torchscript")
-    pre = data["preprocessing"]
-    network = _network(data)
-    tmp = path.with_name(f".{path.name}.tmp")
+    path = _target(source, out, "pt2")
+    tmp = path.with_name(f".{path.stem}.tmp.pt2")  # torch.export.save wants the .pt2 ending
     try:
-        with _quiet():
-            traced = torch.jit.trace(network, (_normalized(data),), check_trace=False)
-            preprocess = Preprocess(pre["image_size"], pre["mean"], pre["std"])
-            torch.jit.script(PackagedClassifier(preprocess, traced)).save(str(tmp))
+        torch.export.save(_export_program(data), str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"TorchScript export of {data['arch'].get('arch', 'this model')} failed: "
-                          f"{str(exc).splitlines()[0]}") from exc
+        raise _failed(data, "PyTorch (.pt2)", exc) from exc
     tmp.replace(path)
-    return Exported(path, _write_sidecar(data, path, "torchscript", "uint8 or float32"), "torchscript")
-
-
-def _normalized(data: dict[str, Any]) -> Tensor:
-    pre = data["preprocessing"]
-    return Preprocess(pre["image_size"], pre["mean"], pre["std"])(_example(data))
+    return Exported(path, _write_sidecar(data, path, "pt2", "uint8"), "pt2")
 
 
 def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = None, *,
@@ -201,86 +225,81 @@ def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = No
     """An ONNX file (opset 18) with dynamic batch, height and width; input dtype uint8 by default.
 
     uint8 is the default because it is what decoders produce and it cannot be confused with
-    0..1 floats; input_dtype="float32" takes floats in 0..255 instead.
+    0..1 floats; input_dtype="float32" takes floats in 0..255 instead. The weights are kept
+    inside the one file (no .onnx.data beside it): a Lite0 is far below ONNX's 2 GB limit.
     """
     try:
-        import onnx  # the exporter needs it; say so plainly rather than deep in torch
+        import onnx  # the exporter needs both; say so plainly rather than deep in torch
+        import onnxscript  # noqa: F401
     except ImportError:
-        raise ExportError("ONNX export needs the onnx package: pip install onnx") from None
+        raise ExportError("ONNX export needs the onnx and onnxscript packages: "
+                          "pip install 'classification-studio[export]' (or: pip install onnx onnxscript)") from None
     if input_dtype not in ("uint8", "float32"):
         raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
     data = _load(source)
     path = _target(source, out, "onnx")
-    pre = data["preprocessing"]
-    packaged = PackagedClassifier(_OnnxPreprocess(pre["image_size"], pre["mean"], pre["std"]), _network(data)).eval()
-    example = _example(data, batch=2)
-    example = example if input_dtype == "uint8" else example.float()
-    # A non-square example, so nothing size-specific can hide behind a square shortcut.
-    example = torch.cat([example, example[..., :3]], dim=3)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with _quiet(), _antialiased_resize_symbolic():
-            torch.onnx.export(
-                packaged, (example,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["images"], output_names=["probabilities"],
-                dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "probabilities": {0: "batch"}},
-            )
+        program = _export_program(data, input_dtype)
+        onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
+                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        onnx_program.save(str(tmp), external_data=False)
         onnx.checker.check_model(str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"ONNX export of {data['arch'].get('arch', 'this model')} failed: "
-                          f"{str(exc).splitlines()[0]}") from exc
+        raise _failed(data, "ONNX", exc) from exc
     tmp.replace(path)
     return Exported(path, _write_sidecar(data, path, "onnx", input_dtype), "onnx")
+
+
+def torchscript_available() -> bool:
+    """TorchScript is deprecated; a torch without `torch.jit.script` no longer offers the format."""
+    return callable(getattr(getattr(torch, "jit", None), "script", None))
+
+
+@contextmanager
+def _fixed_size_trace():
+    """Hide the tracer's notes about sizes it turns into constants, and only those, only here.
+
+    Backbones with TensorFlow-style "same" padding work the padding out from the input size,
+    and the tracer warns (TracerWarning) that it records the result as a constant. The traced
+    network only ever sees the one size the preprocessing produces, so the constant is right.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | None = None) -> Exported:
+    """Legacy: a TorchScript file, `torch.jit.load(path)(images)` with uint8 or float 0..255 images.
+
+    The network is traced at its one input size (the preprocessing guarantees that size),
+    the preprocessing is scripted so that any H and W work.
+    """
+    if not torchscript_available():
+        raise ExportError("this torch no longer ships TorchScript; export as ONNX or PyTorch (.pt2) instead")
+    data = _load(source)
+    path = _target(source, out, "torchscript")
+    packaged = packaged_model(data, scripted=True)
+    size = int(data["preprocessing"]["image_size"])
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with _fixed_size_trace(), torch.no_grad():
+            normalized = packaged.preprocess(torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8))
+            traced = torch.jit.trace(packaged.network, (normalized,), check_trace=False)
+            torch.jit.script(PackagedClassifier(packaged.preprocess, traced)).save(str(tmp))
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise _failed(data, "TorchScript", exc) from exc
+    tmp.replace(path)
+    return Exported(path, _write_sidecar(data, path, "torchscript", "uint8 or float32"), "torchscript")
 
 
 def export_model(source: str | Path | dict[str, Any], fmt: str, out: str | Path | None = None) -> Exported:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return export_torchscript(source, out) if fmt == "torchscript" else export_onnx(source, out)
+    if fmt == "package":
+        from studio.core.package import export_package
 
-
-@contextmanager
-def _quiet():
-    """torch announces the legacy exporter and TorchScript's future at length; none of it is for the user."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-@contextmanager
-def _antialiased_resize_symbolic():
-    """Teach the TorchScript-based ONNX exporter antialiased bilinear resizing, for this export only.
-
-    It has no rule for aten::_upsample_bilinear2d_aa; ONNX Resize (opset 18) has antialias=1, and
-    with exclude_outside=1 its border weights match torch's (and PIL's) renormalization.
-    """
-    from torch.onnx import register_custom_op_symbolic, unregister_custom_op_symbolic
-
-    name = "aten::_upsample_bilinear2d_aa"
-
-    def symbolic(g, x, output_size, align_corners, scale_factors):  # noqa: ANN001 - exporter's signature
-        shape = g.op("Shape", x)
-        batch_channels = g.op("Slice", shape, g.op("Constant", value_t=torch.tensor([0])),
-                              g.op("Constant", value_t=torch.tensor([2])))
-        size = g.op("Constant", value_t=torch.tensor(_ints(output_size), dtype=torch.int64))
-        sizes = g.op("Concat", batch_channels, size, axis_i=0)
-        empty = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
-        return g.op("Resize", x, empty, empty, sizes, mode_s="linear", antialias_i=1, exclude_outside_i=1,
-                    coordinate_transformation_mode_s="half_pixel")
-
-    register_custom_op_symbolic(name, symbolic, ONNX_OPSET)
-    try:
-        yield
-    finally:
-        unregister_custom_op_symbolic(name, ONNX_OPSET)
-
-
-def _ints(value: Any) -> list[int]:
-    """The constant output size the exporter hands over, as a list of ints."""
-    node = value.node()
-    if node.kind() == "onnx::Constant":
-        return [int(v) for v in node.t("value").tolist()]
-    if node.kind() == "prim::ListConstruct":
-        return [int(inp.node().t("value").item()) for inp in node.inputs()]
-    raise ExportError("ONNX export: the resize target must be a fixed size")
+        return export_package(source, out)
+    return {"onnx": export_onnx, "pt2": export_pt2, "torchscript": export_torchscript}[fmt](source, out)

@@ -31,6 +31,8 @@ from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
     WebPImagePlugin,
 )
 
+from studio.core.errors import ImageError
+
 # The extensions torchvision's ImageFolder accepts, so a folder scans the same here and there, plus
 # GIF: single-frame GIFs are ordinary (palette) images that users do have in their folders.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
@@ -70,15 +72,6 @@ _TRANSPOSE = {
 # warnings.catch_warnings swaps process-wide state; two threads entering it at once can leave
 # a filter behind. The guarded region (header parsing only) is short, so a lock costs nothing.
 _WARNINGS_LOCK = threading.Lock()
-
-
-class ImageError(Exception):
-    """A file that cannot become pixels; `reason` is short enough for a table cell."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 def has_image_extension(name: str) -> bool:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from studio.core.augment import augment_batch, normalize_batch
-from studio.core.cache import Cancelled, ImageCache
+from studio.core.cache import ImageCache
 from studio.core.config import TrainConfig
 from studio.core.devices import (  # noqa: F401  (re-exported: device choice lived here before)
     autocast_for,
@@ -24,11 +24,7 @@ from studio.core.devices import (  # noqa: F401  (re-exported: device choice liv
     pick_device,
     pick_precision,
 )
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite: training cannot recover by itself."""
-
+from studio.core.errors import Cancelled, NonFiniteLoss
 
 # ---------------------------------------------------------------------------------------------- batches
 
@@ -110,12 +106,16 @@ class FeatureBatches(_Batches):
 
 
 @torch.no_grad()
-def compute_features(backbone: nn.Module, batches: PixelBatches, autocast) -> torch.Tensor:
+def compute_features(backbone: nn.Module, batches: PixelBatches) -> torch.Tensor:
+    """The frozen backbone's features, in fp32 as prediction computes them.
+
+    The head is then trained and validated on exactly the numbers it will later be given:
+    features made under bf16 autocast differ from the fp32 ones by up to a percent, so a
+    validation on them would not be the accuracy the user later measures. Computed once
+    per image, so fp32 costs one pass, not one per epoch.
+    """
     backbone.eval()
-    out = []
-    for x, _ in batches:
-        with autocast():
-            out.append(backbone(x).float())
+    out = [backbone(x).float() for x, _ in batches]
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -1,8 +1,8 @@
 """The networks a user can choose, and the one shape every one of them is given.
 
-Each architecture is a registry entry: what the model pane shows about it
-(`ArchInfo`) and a builder that returns its feature extractor cut from its
-classifier. `StudioModel` then wraps every one as backbone + head, so that
+Each architecture is a registry entry: its facts (`ArchInfo`, kept torch-free
+in `architectures`) and here a builder that returns its feature extractor cut
+from its classifier. `StudioModel` then wraps every one as backbone + head, so that
 freezing, learning rates per part, feature caching and the layer-by-layer
 inspection are written once instead of once per architecture.
 """
@@ -18,27 +18,20 @@ import torch
 from torch import Tensor, nn
 
 from studio.core import effnet_lite, weights
-from studio.core.config import ConfigError, ModelConfig
+from studio.core.architectures import (  # noqa: F401 - re-exported: these lived here before
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LITE_MEAN,
+    LITE_STD,
+    ArchInfo,
+    architecture_info,
+    list_architectures,
+    register_info,
+)
+from studio.core.config import ModelConfig
+from studio.core.errors import ConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-LITE_MEAN, LITE_STD = effnet_lite.MEAN, effnet_lite.STD  # not ImageNet's: see effnet_lite.py
 PARTS = ("head", "last-block", "all")
-
-
-@dataclass(frozen=True)
-class ArchInfo:
-    """What a user needs to choose a network, and what its pretrained weights expect as input."""
-
-    name: str
-    title: str
-    description: str
-    imagenet: bool
-    bundled: bool
-    recommended: bool
-    default_image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
 
 
 @dataclass
@@ -60,27 +53,18 @@ class BackboneParts:
 # A builder gets the run's model config and, when ImageNet weights were asked for,
 # the state dict of the uncut network, which it must load strictly before cutting.
 Builder = Callable[[ModelConfig, "dict[str, Tensor] | None"], BackboneParts]
-_REGISTRY: dict[str, tuple[ArchInfo, Builder]] = {}
+_BUILDERS: dict[str, Builder] = {}
 
 
 def register_architecture(info: ArchInfo, builder: Builder | None = None) -> Builder | Callable[[Builder], Builder]:
     """Add an architecture to the list the window and the CLI offer; usable as a decorator."""
 
     def add(fn: Builder) -> Builder:
-        _REGISTRY[info.name] = (info, fn)
+        register_info(info)
+        _BUILDERS[info.name] = fn
         return fn
 
     return add if builder is None else add(builder)
-
-
-def list_architectures() -> list[str]:
-    return list(_REGISTRY)
-
-
-def architecture_info(name: str) -> ArchInfo:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name][0]
 
 
 # ---------------------------------------------------------------- the custom CNN
@@ -124,13 +108,7 @@ def _check_fits(backbone: nn.Module, cfg: ModelConfig) -> None:
         backbone.train()
 
 
-register_architecture(
-    ArchInfo(
-        "custom", "Custom CNN", "A small network learned from scratch; for simple images or unusual kinds of pictures",
-        imagenet=False, bundled=False, recommended=True, default_image_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-    ),
-    _custom_cnn,
-)
+_BUILDERS["custom"] = _custom_cnn
 
 
 # ---------------------------------------------------------------- EfficientNet-Lite0 (in effnet_lite.py)
@@ -141,14 +119,7 @@ def _efficientnet_lite0(cfg: ModelConfig, imagenet: dict[str, Tensor] | None) ->
     return BackboneParts(net, feature_dim, dropout, effnet_lite.LAST_BLOCK, effnet_lite.CLASSIFIER_KEY)
 
 
-register_architecture(
-    ArchInfo(
-        "efficientnet_lite0", "EfficientNet-Lite0",
-        "Recommended: accurate and light, and its ImageNet weights come with the install, so it works offline",
-        imagenet=True, bundled=True, recommended=True, default_image_size=224, mean=LITE_MEAN, std=LITE_STD,
-    ),
-    _efficientnet_lite0,
-)
+_BUILDERS["efficientnet_lite0"] = _efficientnet_lite0
 
 
 # ---------------------------------------------------------------- torchvision backbones
@@ -180,34 +151,18 @@ def _torchvision(name: str, classifier: str, last_block: tuple[str, ...]) -> Bui
     return build
 
 
-def _torchvision_info(name: str, title: str, description: str) -> ArchInfo:
-    """Input size and normalization as torchvision's own weights declare them, not as remembered."""
-    from torchvision.models import get_model_weights
-
-    preset = get_model_weights(name).DEFAULT.transforms()
-    return ArchInfo(
-        name, title, description, imagenet=True, bundled=False, recommended=False,
-        default_image_size=int(preset.crop_size[0]), mean=tuple(preset.mean), std=tuple(preset.std),
-    )
-
-
 _TORCHVISION = (
-    # name, title, description, attribute holding the classifier, what "last block" unfreezes
-    ("resnet18", "ResNet-18", "Small, fast, reliable; a good first choice for photos", "fc", ("layer4",)),
-    ("resnet50", "ResNet-50", "Larger and more accurate than ResNet-18, about three times slower", "fc", ("layer4",)),
-    ("efficientnet_b0", "EfficientNet-B0", "Very accurate for its size; a good all-rounder", "classifier",
-     ("features.7", "features.8")),
-    ("efficientnet_b2", "EfficientNet-B2", "More accurate than B0 on larger images; slower to train", "classifier",
-     ("features.7", "features.8")),
-    ("mobilenet_v3_small", "MobileNetV3-Small", "Tiny and very fast; for slow computers and phones", "classifier",
-     ("features.10", "features.11", "features.12", "classifier")),
-    ("mobilenet_v3_large", "MobileNetV3-Large", "Fast with good accuracy; fine on a laptop without a GPU", "classifier",
-     ("features.14", "features.15", "features.16", "classifier")),
-    ("convnext_tiny", "ConvNeXt-Tiny", "Modern and very accurate; wants a GPU to train in reasonable time",
-     "classifier", ("features.6", "features.7", "classifier")),
+    # name (its facts are in architectures.py), attribute holding the classifier, what "last block" unfreezes
+    ("resnet18", "fc", ("layer4",)),
+    ("resnet50", "fc", ("layer4",)),
+    ("efficientnet_b0", "classifier", ("features.7", "features.8")),
+    ("efficientnet_b2", "classifier", ("features.7", "features.8")),
+    ("mobilenet_v3_small", "classifier", ("features.10", "features.11", "features.12", "classifier")),
+    ("mobilenet_v3_large", "classifier", ("features.14", "features.15", "features.16", "classifier")),
+    ("convnext_tiny", "classifier", ("features.6", "features.7", "classifier")),
 )
-for _name, _title, _description, _classifier, _last in _TORCHVISION:
-    register_architecture(_torchvision_info(_name, _title, _description), _torchvision(_name, _classifier, _last))
+for _name, _classifier, _last in _TORCHVISION:
+    _BUILDERS[_name] = _torchvision(_name, _classifier, _last)
 
 
 # ---------------------------------------------------------------- the common wrapper
@@ -322,7 +277,7 @@ def build_model(cfg: ModelConfig, num_classes: int, *, load_weights: bool = True
         if not info.imagenet:
             raise ConfigError("model.pretrained", f"{info.title} has no ImageNet weights; use none or a weights file")
         imagenet = weights.imagenet_state_dict(cfg.arch)
-    builder = _REGISTRY[cfg.arch][1]
+    builder = _BUILDERS[cfg.arch]
     parts = builder(cfg, imagenet)
     layers: list[nn.Module] = [] if parts.dropout is None else [nn.Dropout(parts.dropout)]
     layers.append(nn.Linear(parts.feature_dim, num_classes))

@@ -19,7 +19,8 @@ from PIL import Image
 from studio.core.atomic import write_bytes
 from studio.core.augment import normalize_batch
 from studio.core.checkpoint import check_checkpoint, load_checkpoint, model_from_checkpoint
-from studio.core.images import IMAGE_EXTENSIONS, ImageError, as_rgb, load_for_model, resize_square, to_tensor
+from studio.core.errors import ImageError
+from studio.core.images import IMAGE_EXTENSIONS, as_rgb, load_for_model, resize_square, to_tensor
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any
 
 from studio.core.atomic import StorageError, storage_message
 from studio.core.dataset import ScanReport
+from studio.core.errors import ProjectError
 from studio.core.owner import current_owner, owner_alive
 
 # 2: runs record their owner process.
@@ -83,10 +84,6 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("runs", "owner_started", "TEXT NOT NULL DEFAULT ''"),
     ("runs", "test_acc", "REAL"),  # accuracy on the held-out test share: the figure to trust
 ]
-
-
-class ProjectError(Exception):
-    """The project database cannot be used; the message names it and says what to do."""
 
 
 def register_table(create_sql: str) -> None:

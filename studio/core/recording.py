@@ -7,6 +7,8 @@ finished database row, and the trainer never touches a file itself.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -17,11 +19,12 @@ import torch
 from torch import nn
 
 from studio.core import distributed as dist
+from studio.core.atomic import write_text
 from studio.core.callbacks import Callback, RunResult
 from studio.core.checkpoint import make_checkpoint, save_checkpoint
 from studio.core.config import RunConfig
 from studio.core.dataset import ScanReport
-from studio.core.project import Project
+from studio.core.project import Project, ProjectError
 from studio.core.runfiles import write_history, write_report, write_split
 from studio.core.stage import TrainState
 
@@ -79,7 +82,12 @@ class Recorder:
 
     def save_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, stage: str, is_best: bool,
                    row: dict[str, Any], state: TrainState) -> None:
-        """last.pt (with what a resume needs), best.pt when it improved, history.csv, the database row."""
+        """last.pt (with what a resume needs), best.pt when it improved, history.csv, the database row.
+
+        In this order, each write whole or not at all: last.pt holds the full history, so whatever
+        moment a kill strikes, the files after it are at most one epoch behind it, and `reconcile`
+        (called on resume) rewrites them from it.
+        """
         if not dist.is_main() or self.summary is None:
             return
         s = self.summary
@@ -93,11 +101,24 @@ class Recorder:
         if self.db_run is not None:
             self.project.record_epoch(self.db_run, row)
 
-    def write_report(self, result: RunResult, history: list[dict[str, Any]]) -> None:
+    def reconcile(self, history: list[dict[str, Any]]) -> None:
+        """Bring history.csv and the database's epoch rows in line with the checkpoint's own history."""
+        if not dist.is_main():
+            return
+        write_history(self.run_dir, history)
+        if self.db_run is not None:
+            self.project.reconcile_epochs(self.db_run, history)
+
+    def write_report(self, result: RunResult, history: list[dict[str, Any]], *, quiet: bool = False) -> None:
+        """report.md; `quiet` for a failing run, whose own message matters more than a report it cannot write."""
         if dist.is_main() and self.summary is not None:
             s = self.summary
-            write_report(self.run_dir, config=self.config.to_dict(), classes=s.classes, counts=s.counts,
-                         history=history, result=result.to_dict(), notes=s.notes)
+            try:
+                write_report(self.run_dir, config=self.config.to_dict(), classes=s.classes, counts=s.counts,
+                             history=history, result=result.to_dict(), notes=s.notes)
+            except OSError:
+                if not quiet:
+                    raise
 
     def write_evaluation(self, callbacks: Callback) -> None:
         """confusion.png and the Evaluation section of report.md, so every finished run explains itself."""
@@ -106,7 +127,8 @@ class Recorder:
         split = "test" if counts.get("test") else "val"
         if not (dist.is_main() and counts.get(split)):
             return
-        from studio.core.evaluate import EvaluationError, evaluate_run, write_evaluation
+        from studio.core.errors import EvaluationError
+        from studio.core.evaluate import evaluate_run, write_evaluation
 
         callbacks.on_status(f"Evaluating the best model on the {'held-out test' if split == 'test' else 'validation'}"
                             " images")
@@ -121,15 +143,25 @@ class Recorder:
                                     best_epoch=result.best_epoch or None, message=message, test_acc=result.test_acc)
 
     def fail(self, message: str) -> None:
+        """Record the failure if the database can still be written; the message reaches the user either way."""
         if self.db_run is not None:
-            self.project.finish_run(self.db_run, "failed", message=message)
+            with contextlib.suppress(ProjectError, sqlite3.Error, OSError):
+                self.project.finish_run(self.db_run, "failed", message=message)
 
 
 
-def log_traceback(run_dir: Path | None) -> None:
-    """error.log in the run folder: the user sees one line, a developer can still read the details."""
-    if run_dir is not None and run_dir.exists() and dist.is_main():
-        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+def log_traceback(run_dir: Path | None) -> bool:
+    """error.log in the run folder: the user sees one line, a developer can still read the details.
+
+    Returns whether it was written, so a message never points to a log that is not there.
+    """
+    if run_dir is None or not run_dir.is_dir() or not dist.is_main():
+        return False
+    try:
+        write_text(run_dir / "error.log", traceback.format_exc())
+    except OSError:
+        return False
+    return True
 
 
 def build_result(state: TrainState, run_dir: Path | None, status: str, started: float, test_acc: float | None,

@@ -25,6 +25,7 @@ from studio.core.errors import TrainingError
 from studio.core.loop import PixelBatches, make_criterion
 from studio.core.models import StudioModel, build_model
 from studio.core.project import Project, default_project_dir
+from studio.core.randomness import seeded_global
 from studio.core.rundata import RunPixels
 from studio.core.runfiles import read_split
 from studio.core.splits import SplitPlan, near_duplicate_ids, plan_split
@@ -89,8 +90,8 @@ def run_device(cfg: RunConfig, world: int) -> tuple[torch.device, str]:
 def build_run_model(cfg: RunConfig, n_classes: int, device: torch.device, resume: dict[str, Any] | None
                     ) -> tuple[StudioModel, bool]:
     """The network on its device, from its recorded weights when resuming; whether it runs channels-last."""
-    torch.manual_seed(cfg.data.seed)  # the same config starts from the same weights
-    model = build_model(cfg.model, n_classes, load_weights=resume is None)
+    with seeded_global(cfg.data.seed):  # the same config starts from the same weights, whatever else runs
+        model = build_model(cfg.model, n_classes, load_weights=resume is None)
     if resume:
         model.load_state_dict(resume["state_dict"])
     model.to(device)

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +21,9 @@ from torch import nn
 from studio.core import distributed as dist
 from studio.core.callbacks import BatchEnd, CallbackList, EpochEnd, StopToken
 from studio.core.config import RunConfig, TrainConfig
+from studio.core.errors import TrainingError
 from studio.core.loop import EpochStats, FeatureBatches, Schedule, compute_features, evaluate, train_one_epoch
+from studio.core.randomness import RunRandom
 
 
 @dataclass
@@ -77,6 +80,7 @@ class StageContext:
     resume_training: dict[str, Any] = field(default_factory=dict)
     world: int = 1
     deadline: float = 0.0  # time.time() by which training must end (the time budget); 0 = none
+    random: RunRandom | None = None  # the run's own generators (dropout); augmentation seeds itself per epoch
 
 
 @dataclass
@@ -93,11 +97,11 @@ class Stage:
 
 
 def feature_stage(stage: Stage, model: nn.Module, make_batches: Callable[[str, bool], Any], cfg: RunConfig,
-                  sample_weights: torch.Tensor | None, autocast) -> Stage:
+                  sample_weights: torch.Tensor | None) -> Stage:
     """The same stage on backbone features computed once: a frozen backbone over unchanging pixels."""
-    feats = {"train": compute_features(model.backbone, make_batches("train", False), autocast)}
+    feats = {"train": compute_features(model.backbone, make_batches("train", False))}
     if stage.val is not None:
-        feats["val"] = compute_features(model.backbone, make_batches("val", False), autocast)
+        feats["val"] = compute_features(model.backbone, make_batches("val", False))
     size = cfg.train.batch_size
     train = FeatureBatches(feats["train"], stage.train.labels, batch_size=size, shuffle=True,
                            sample_weights=sample_weights, seed=cfg.data.seed)
@@ -138,8 +142,10 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
                         step_epochs=cfg.step_epochs, step_gamma=cfg.step_gamma)
     scaler = torch.amp.GradScaler("cuda") if ctx.precision == "fp16" else None
     while ctx.state.epoch < stage.last:
+        _check_data_folder(ctx.config)
         _run_epoch(ctx, stage, net, optimizer, schedule, scaler)
-        if cfg.early_stopping and ctx.state.bad_epochs >= cfg.early_stopping:
+        # Rank 0 decides for all: a rank that stopped alone would leave the others in a collective.
+        if cfg.early_stopping and dist.broadcast_flag(ctx.state.bad_epochs >= cfg.early_stopping):
             return "early-stopped"
         last_epoch = ctx.state.history[-1]["seconds"] if ctx.state.history else 0.0
         if ctx.deadline and ctx.state.epoch < stage.last and time.time() + last_epoch > ctx.deadline:
@@ -147,14 +153,23 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
     return "finished"
 
 
+def _check_data_folder(cfg: RunConfig) -> None:
+    """Training reads cached pixels, but a run whose images are gone can no longer be evaluated or checked."""
+    root = Path(cfg.data.root).expanduser()
+    if not root.is_dir():
+        raise TrainingError(f"{root}: the data folder was deleted or moved during the run; "
+                            "the last finished epoch's checkpoint is kept")
+
+
 def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch.optim.Optimizer,
                schedule: Schedule, scaler: torch.amp.GradScaler | None) -> None:
     st, cfg = ctx.state, ctx.config.train
     epoch = st.epoch + 1
     stage.train.set_epoch(epoch)
-    # Dropout and augmentation draw from the global generator: seeding per epoch makes a
-    # resumed run retrace the uninterrupted one.
-    torch.manual_seed(ctx.config.data.seed * 7919 + epoch)
+    # Dropout draws from the run's own generator, seeded per epoch: a resumed run retraces the
+    # uninterrupted one, and nothing else the program draws meanwhile can change it.
+    if ctx.random is not None:
+        ctx.random.start_epoch(epoch)
 
     def on_batch(i: int, n: int, loss: float, lr: float, ips: float) -> None:
         ctx.callbacks.on_batch_end(BatchEnd(epoch, i, n, loss, lr, ips))

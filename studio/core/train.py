@@ -19,16 +19,25 @@ from typing import Any
 from torch import nn
 
 from studio.core import distributed as dist
-from studio.core.cache import Cancelled
+from studio.core.atomic import StorageError
 from studio.core.callbacks import Callback, CallbackList, RunResult, RunStarted, StopToken
 from studio.core.checkpoint import load_checkpoint
-from studio.core.config import ConfigError, RunConfig
-from studio.core.dataset import DatasetError, ScanCancelled, ScanReport
+from studio.core.config import RunConfig
+from studio.core.dataset import ScanReport
 from studio.core.devices import autocast_for, describe_device
-from studio.core.errors import TrainingError
-from studio.core.loop import NonFiniteLoss, evaluate, plan_stages
+from studio.core.errors import (
+    Cancelled,
+    ConfigError,
+    DatasetError,
+    NonFiniteLoss,
+    ScanCancelled,
+    TrainingError,
+    WeightsUnavailable,
+)
+from studio.core.loop import evaluate, plan_stages
 from studio.core.models import count_parameters
-from studio.core.project import Project
+from studio.core.project import Project, ProjectError
+from studio.core.randomness import RunRandom, private_dropout
 from studio.core.recipe import estimate_sentence, recommend
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
 from studio.core.rundata import RunPixels, prepare_pixels
@@ -45,7 +54,6 @@ from studio.core.runprep import (
 )
 from studio.core.splits import SplitPlan
 from studio.core.stage import Stage, StageContext, TrainState, feature_stage, run_stage
-from studio.core.weights import WeightsUnavailable
 
 __all__ = ["Trainer", "TrainingError"]  # TrainingError is defined in studio.core.errors; importable here as before
 
@@ -68,19 +76,35 @@ class Trainer:
         self.rank, self.world = 0, 1
         self._state = TrainState()
         self._rec: Recorder | None = None
+        self._continuing = False  # resuming a run folder that already exists
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **kwargs: Any) -> Trainer:
-        run_dir = Path(run_dir)
+    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs: Any) -> Trainer:
+        """Continue a run in its own folder and database row; `epochs` trains it further than planned.
+
+        A run killed before its first epoch ended has no last.pt yet: it starts again from its
+        config.json and split.csv, still as the same run.
+        """
+        run_dir = Path(run_dir).expanduser().resolve()
         last = run_dir / "last.pt"
-        if not last.is_file():
-            raise TrainingError(f"{run_dir}: nothing to resume — no last.pt in this folder")
-        data = load_checkpoint(last)
-        config = RunConfig.from_dict(data["config"])
+        data = load_checkpoint(last) if last.is_file() else None
+        if data is not None:
+            config = RunConfig.from_dict(data["config"])
+        elif (run_dir / "config.json").is_file():
+            config = RunConfig.load(run_dir / "config.json")
+        else:
+            raise TrainingError(f"{run_dir}: nothing to resume — no last.pt or config.json in this folder")
+        if epochs is not None:
+            done = int(data["training"].get("epoch", 0)) if data else 0
+            if epochs <= done:
+                raise TrainingError(f"--epochs {epochs}: this run has already trained {done} epoch(s); "
+                                    "give a larger number to train it further")
+            config.train.epochs = epochs
         kwargs.setdefault("project", run_dir.parent.parent)
         trainer = cls(config, **kwargs)
         trainer._resume = data
         trainer.run_dir = run_dir
+        trainer._continuing = True
         return trainer
 
     def run(self) -> RunResult:
@@ -96,13 +120,14 @@ class Trainer:
                        f"{exc}. The learning rate ({lr:g}) is probably too high — try {lr / 10:g}. "
                        "The last good checkpoint was kept.")
             return self._fail(message)
+        except (StorageError, ProjectError) as exc:  # a full disk, a read-only folder: the line says it all
+            return self._fail(str(exc))
         except (ConfigError, DatasetError, WeightsUnavailable, TrainingError, ValueError, RuntimeError) as exc:
             log_traceback(self.run_dir)
             return self._fail(str(exc))
         except Exception as exc:  # a bug or a broken disk: still a message, a finished record, a log
-            log_traceback(self.run_dir)
-            return self._fail(f"Unexpected error ({type(exc).__name__}): {exc}. Details are in error.log "
-                              "in the run folder.")
+            where = (" Details are in error.log in the run folder." if log_traceback(self.run_dir) else "")
+            return self._fail(f"Unexpected error ({type(exc).__name__}): {exc}.{where}")
 
     # ----------------------------------------------------------------------------------------- the run
 
@@ -119,7 +144,8 @@ class Trainer:
         ids = self.project.record_scan(report) if dist.is_main() else {}
         # Split, then settings: the recipe may look only at what the split leaves outside the test share,
         # and its choices are in config.json and the run's name from the start.
-        plan = None if self._resume else plan_run_split(cfg, report, self.project, self.callbacks, self.stop)
+        has_split = self._continuing and self.run_dir is not None and (self.run_dir / "split.csv").exists()
+        plan = None if has_split else plan_run_split(cfg, report, self.project, self.callbacks, self.stop)
         if plan is not None and cfg.recipe.mode == "recommended":
             self._recommend(cfg, report, plan, started)
         self.run_dir = make_run_folder(self.project, cfg, self.run_dir)
@@ -139,6 +165,10 @@ class Trainer:
         model, channels_last = build_run_model(cfg, len(classes), device, self._resume)
         if self._resume:
             self._state = TrainState.from_training(self._resume["training"])
+        if self._continuing:
+            rec.reconcile(self._state.history)  # a kill between checkpoint and database row left a gap
+        random = RunRandom(cfg.data.seed, device)
+        private_dropout(model, random.dropout)
         self.model = model
         criterion, make = losses_and_batches(cfg, pixels, len(classes), device, channels_last, self.rank, self.world)
         ctx = StageContext(
@@ -146,7 +176,7 @@ class Trainer:
             autocast=autocast_for(device, precision), device=device, precision=precision, state=self._state,
             callbacks=self.callbacks, stop=self.stop, world=self.world,
             save_epoch=lambda opt, stage, best, row: rec.save_epoch(model, opt, stage, best, row, self._state),
-            resume_training=(self._resume or {}).get("training", {}),
+            resume_training=(self._resume or {}).get("training", {}), random=random,
             deadline=started + cfg.train.time_limit if cfg.train.time_limit else 0.0)
         stages = self._start(ctx, make, pixels, classes, notes)
         rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
@@ -203,7 +233,7 @@ class Trainer:
             if stage.name == "head" and self._features_once(ctx.config):
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
                 self.callbacks.on_status("Computing backbone features once for the frozen backbone")
-                stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights, ctx.autocast)
+                stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
             if status == "time-up":
                 self._rec.summary.notes.append(
@@ -244,7 +274,7 @@ class Trainer:
         if self._rec is not None:
             self._rec.fail(message)
             self._rec.write_report(build_result(self._state, self.run_dir, "failed", time.time(), None, message),
-                                   self._state.history)
-        dist.teardown()
+                                   self._state.history, quiet=True)
+        dist.teardown(ok=False)  # no barrier: the other ranks may never reach it; torchrun ends them
         self.callbacks.on_failed(message)
         raise TrainingError(message)

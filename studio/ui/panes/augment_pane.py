@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
 from studio.core.augment import build_train_transform
 from studio.core.config import AUGMENT_PRESETS, AugmentConfig
 from studio.core.dataset import ScanReport
-from studio.core.images import ImageError, load_for_model, to_tensor
+from studio.core.errors import ImageError
+from studio.core.images import load_for_model, to_tensor
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import heading, hint
 from studio.ui.widgets.thumbnails import QtThumbnailGrid

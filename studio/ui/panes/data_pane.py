@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport
-from studio.core.images import ImageError, load_for_model
+from studio.core.errors import ImageError
+from studio.core.images import load_for_model
 from studio.core.sample import make_sample_dataset
 from studio.core.splits import GroupingError, plan_split
 from studio.ui.state import QtStudioState

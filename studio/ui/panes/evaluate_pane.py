@@ -34,8 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.evaluate import EvaluatedImage, Evaluation, EvaluationError, evaluate_run, write_evaluation
-from studio.core.images import ImageError, load_for_model
+from studio.core.errors import EvaluationError, ImageError
+from studio.core.evaluate import EvaluatedImage, Evaluation, evaluate_run, write_evaluation
+from studio.core.images import load_for_model
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
 from studio.ui.widgets.confusion_view import QtConfusionMatrix

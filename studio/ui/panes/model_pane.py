@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
 from studio.core.config import ModelConfig
 from studio.core.dataset import ScanReport
 from studio.core.devices import pick_device
+from studio.core.errors import WeightsUnavailable
 from studio.core.layer_words import layers_in_words
 from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
 from studio.core.randomness import seeded_global
-from studio.core.weights import WeightsUnavailable
 from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, heading, hint, make_table

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from PySide6.QtCore import Signal
 
-from studio.core.images import ImageError, load_for_model, load_rgb
+from studio.core.errors import ImageError
+from studio.core.images import load_for_model, load_rgb
 from studio.core.predict import Prediction, Predictor
 from studio.ui.widgets.prediction_table import THUMB
 from studio.ui.workers import SIGNAL_INTERVAL_S, _Worker

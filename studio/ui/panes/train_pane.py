@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.config import ConfigError
+from studio.core.errors import ConfigError
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading

@@ -1,4 +1,4 @@
-"""Export the chosen model as TorchScript or ONNX, from the window, in a worker.
+"""Export the chosen model for use in other programs, from the window, in a worker.
 
 Tracing a backbone and checking an ONNX graph take seconds, so `export_model` runs off the UI
 thread; the user picks the file first and reads the result (or the reason it failed) in the box.
@@ -12,11 +12,13 @@ from pathlib import Path
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from studio.core.export import SUFFIX, ExportError, default_output, export_model
+from studio.core.errors import ExportError
+from studio.core.export import SUFFIX, default_output, export_model
 from studio.ui.workers import QtTaskRunner, describe_exception
 
-FORMATS = (("torchscript", "TorchScript (.pt) — for PyTorch programs"),
-           ("onnx", "ONNX (.onnx) — for ONNX Runtime, OpenCV, other languages"))
+FORMATS = (("onnx", "ONNX (.onnx) — for ONNX Runtime, OpenCV, other languages"),
+           ("pt2", "PyTorch (.pt2) — for PyTorch programs"),
+           ("torchscript", "TorchScript (.pt) — older PyTorch programs (being retired)"))
 
 
 def _export(source: str, fmt: str, out: str) -> tuple[str, str]:

@@ -1,0 +1,78 @@
+"""The feature store: one row per image, reused across calls, NaN for what does not decode, cancellable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core import features
+from studio.core.cache import Cancelled
+from studio.core.features import EMBED_DIM, FeatureStore, embed_images
+
+
+def _pictures(folder: Path, n: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        pixels = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+        path = folder / f"img{i}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = features._forward
+
+    def forward(pixels: np.ndarray) -> np.ndarray:
+        calls.append(len(pixels))
+        return real(pixels)
+
+    monkeypatch.setattr(features, "_forward", forward)
+    return calls
+
+
+def test_features_are_normalised_stored_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _pictures(tmp_path / "data", 5)
+    broken = tmp_path / "data" / "broken.png"
+    broken.write_bytes(b"not an image")
+    calls = _counting(monkeypatch)
+    seen: list[tuple[int, int]] = []
+    first = FeatureStore(tmp_path / "project").embed_files([*paths, broken], progress=lambda d, t: seen.append((d, t)))
+    assert first.shape == (6, EMBED_DIM) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first[:5], axis=1), 1.0, atol=1e-5)
+    assert np.isnan(first[5]).all()
+    assert seen[-1] == (6, 6) and sum(calls) == 5
+    # A new store on the same project, with a renamed copy: nothing is computed again.
+    copy = tmp_path / "data" / "renamed.png"
+    copy.write_bytes(paths[2].read_bytes())
+    again = FeatureStore(tmp_path / "project").embed_files([copy, *paths])
+    assert sum(calls) == 5
+    np.testing.assert_array_equal(again[0], first[2])
+    np.testing.assert_array_equal(again[1:], first[:5])
+
+
+def test_in_memory_images_match_files(tmp_path: Path) -> None:
+    paths = _pictures(tmp_path / "data", 2)
+    stored = FeatureStore(tmp_path / "project").embed_files(paths)
+    live = embed_images([Image.open(p) for p in paths])
+    np.testing.assert_allclose(live, stored, atol=1e-5)
+    # Different pictures give different features.
+    assert float(stored[0] @ stored[1]) < 0.999
+
+
+def test_cancel_leaves_only_whole_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _pictures(tmp_path / "data", 6)
+    calls = _counting(monkeypatch)
+    store = FeatureStore(tmp_path / "project")
+    with pytest.raises(Cancelled):
+        store.embed_files(paths, batch_size=2, should_stop=lambda: len(calls) >= 1)
+    assert calls == [2]
+    full = store.embed_files(paths, batch_size=2)
+    assert calls == [2, 2, 2]
+    assert not np.isnan(full).any()
