@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from qt_driving import settle, wait_until  # noqa: E402
+from qt_driving import pump, settle, wait_until  # noqa: E402
 
 from studio.core.config import AugmentConfig  # noqa: E402
 from studio.core.sample import make_sample_dataset  # noqa: E402
@@ -85,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     QTest.mouseClick(train_pane.start_button, Qt.MouseButton.LeftButton)
     wait_until(lambda: train_pane.plot.points("train_loss"))
     shoot("train-running")
+    QTest.mouseClick(train_pane.pause_button, Qt.MouseButton.LeftButton)
+    pump(800)  # the run is paused, not finished: its worker stays alive
+    shoot("train-paused")
+    QTest.mouseClick(train_pane.pause_button, Qt.MouseButton.LeftButton)
     wait_until(lambda: not state.running and live_workers() == 0)
     settle()
     shoot("train-finished")
+    train_pane.options.fold.setChecked(True)
+    settle()
+    shoot("train-advanced")
+    train_pane.options.fold.setChecked(False)
 
     # A second run with another learning rate, then both selected: the comparison view.
     state.update("train", lr=0.003)

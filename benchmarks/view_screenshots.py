@@ -36,7 +36,7 @@ from studio.core.models import architecture_info, build_model  # noqa: E402
 from studio.core.train import Trainer  # noqa: E402
 from studio.ui.app import make_app  # noqa: E402
 from studio.ui.main_window import PANES, StudioWindow  # noqa: E402
-from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, MAPS_TAB  # noqa: E402
+from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, MAPS_TAB, PATCHES_TAB  # noqa: E402
 from studio.ui.state import QtStudioState  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
@@ -155,9 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     inspect.tabs.setCurrentIndex(CAM_TAB)
     wait_until(lambda: inspect._heat is not None)
     shoot("inspect-gradcam")
+    # Layers in words, and what each channel of a block responds to in the run's training images.
+    inspect.torch_names.setChecked(False)
+    inspect.tabs.setCurrentIndex(PATCHES_TAB)
+    inspect.select_layer("backbone.block2")
+    wait_until(lambda: inspect.patches_view.result is not None)
+    settle()
+    shoot("inspect-channel-patches")
+    inspect.tabs.setCurrentIndex(MAPS_TAB)
 
     state.request_inspect(str(lite0_checkpoint(scratch)), photos[0])
     wait_until(lambda: inspect.inspection is not None and inspect.image_path == str(photos[0]))
+    inspect.torch_names.setChecked(False)
     inspect.tabs.setCurrentIndex(MAPS_TAB)
     shoot("inspect-lite0-maps")
     inspect.select_layer(inspect.inspection.cam_layer)

@@ -14,8 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio import cli_doctor, cli_model
-from studio.core.config import AUGMENT_PRESETS, BUDGETS, IMBALANCE, OPTIMIZERS, PRECISIONS, SCHEDULES, TRANSFER_MODES
+from studio import cli_audit, cli_doctor, cli_model
+from studio.core.config import (
+    AUGMENT_PRESETS,
+    BUDGETS,
+    FAMILIARITY_SPACES,
+    IMBALANCE,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TRANSFER_MODES,
+)
 
 
 def _architectures() -> list[str]:
@@ -73,8 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "ten-minutes or best")
     p.add_argument("--manual", action="store_true",
                    help="use the settings as given instead of the recommended ones")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", metavar="auto|cpu|cuda|cuda:N|mps", help="where to train (default: automatic)")
+    p.add_argument("--backbone-lr-scale", type=float, metavar="FACTOR",
+                   help="a pretrained backbone learns at the learning rate times this (default 0.1)")
+    p.add_argument("--head-epochs", type=int, metavar="EPOCHS",
+                   help="two-stage mode: epochs in which only the new last layer learns (default 2)")
     p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the 'unlike the training images' limit lets pass (default 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES,
+                   help="features the familiarity is measured in: auto (default), network or reference")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -84,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--csv", metavar="OUT")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("calibrate", help="fit a finished run's confidence calibration and its 'unlike the "
+                       "training images' check again (for runs made before they existed, or another setting)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--familiar-share", type=float, metavar="SHARE",
+                   help="share of validation images the limit lets pass (default: the run's, 0.95)")
+    p.add_argument("--familiarity-space", choices=FAMILIARITY_SPACES)
 
     p = sub.add_parser("sample", help="draw the built-in sample data set (4 shape classes) into a folder")
     p.add_argument("folder", nargs="?", metavar="DIR", help="where to write it (default: the user cache)")
@@ -96,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     cli_model.add_parsers(sub)
     cli_doctor.add_parsers(sub)
+    cli_audit.add_parsers(sub)
     return parser
 
 
@@ -122,6 +147,8 @@ def _config_from_args(args: argparse.Namespace):
         "warmup": ("train", "warmup_epochs"), "label_smoothing": ("train", "label_smoothing"),
         "imbalance": ("train", "imbalance"), "early_stopping": ("train", "early_stopping"),
         "grad_clip": ("train", "grad_clip"), "device": ("train", "device"), "precision": ("train", "precision"),
+        "backbone_lr_scale": ("train", "backbone_lr_scale"), "head_epochs": ("train", "head_epochs"),
+        "familiar_share": ("train", "familiar_share"), "familiarity_space": ("train", "familiarity_space"),
         "val": ("data", "val_fraction"), "test": ("data", "test_fraction"), "seed": ("data", "seed"),
         "group_by": ("data", "group_by"), "budget": ("recipe", "budget"),
     }
@@ -213,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from studio.core.predict import Predictor, expand_inputs, write_csv
+    from studio.core.predict import Predictor, expand_inputs, to_json, write_csv
 
     if args.top_k < 1:
         raise CliError("--top-k: must be 1 or more")
@@ -222,19 +249,48 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise CliError(f"no image files found in {', '.join(args.inputs)}")
     predictions = []
+    quiet = args.json or args.csv
+    if not quiet and predictor.familiarity is None:
+        print("note: this model predates the familiarity check; every verdict is 'unavailable' "
+              "(retrain to get one)", file=sys.stderr)
     for p in predictor.predict_paths(files, top_k=args.top_k):
         predictions.append(p)
-        if not args.json and not args.csv:
-            if p.error:
-                print(f"{p.path}: unusable — {p.error}")
-            else:
-                print(f"{p.path}: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top))
+        if not quiet:
+            print(_predict_line(p))
     if args.csv:
         write_csv(predictions, args.csv, args.top_k)
-        print(f"wrote {len(predictions)} rows to {args.csv}")
+        flagged = sum(1 for p in predictions if p.unfamiliar)
+        print(f"wrote {len(predictions)} rows to {args.csv}"
+              + (f" ({flagged} not like the training images)" if flagged else ""))
     if args.json:
-        print(json.dumps([{"path": p.path, "top": p.top, "error": p.error} for p in predictions], indent=2))
+        print(json.dumps([to_json(p) for p in predictions], indent=2))
     return 1 if all(p.error for p in predictions) else 0
+
+
+def _predict_line(p: Any) -> str:
+    from studio.core.predict import UNFAMILIAR_MESSAGE
+
+    if p.error:
+        return f"{p.path}: unusable — {p.error}"
+    classes = ", ".join(f"{c} {100 * v:.1f}%" for c, v in p.top)
+    if p.unfamiliar:
+        return f"{p.path}: UNFAMILIAR (score {p.score:.2f}) — {UNFAMILIAR_MESSAGE}; its guess: {classes}"
+    if p.unfamiliar is None:
+        return f"{p.path}: {classes}"
+    return f"{p.path}: {classes} (familiar, score {p.score:.2f})"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from studio.cli_console import ConsoleCallback
+    from studio.core.trust import SPACE_WORDS
+    from studio.core.trust_fit import refit_run
+
+    fit = refit_run(args.run_dir, space=args.familiarity_space, share=args.familiar_share,
+                    callbacks=ConsoleCallback(quiet=True))
+    print(f"temperature {fit.temperature:.3f}; calibration error on validation {100 * fit.before.ece:.1f}% -> "
+          f"{100 * fit.after.ece:.1f}%; familiarity measured in {SPACE_WORDS[fit.familiarity.space]}, "
+          f"limit set so {100 * fit.familiarity.share:.0f}% of validation images pass")
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -296,9 +352,11 @@ def cmd_window(args: argparse.Namespace) -> int:
     return run_app(args.folder)
 
 
-COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample}
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "predict": cmd_predict, "runs": cmd_runs, "sample": cmd_sample,
+            "calibrate": cmd_calibrate}
 COMMANDS.update(cli_model.MODEL_COMMANDS)
 COMMANDS.update(cli_doctor.COMMANDS)
+COMMANDS.update(cli_audit.AUDIT_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

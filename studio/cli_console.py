@@ -41,7 +41,7 @@ class ConsoleCallback(Callback):
         self._print(f"Run folder: {info.run_dir}")
         self._print(f"{len(info.classes)} classes; {info.train_images} training, {info.val_images} validation, "
                     f"{info.test_images} test images; {info.device}, {info.precision}; "
-                    f"{info.trainable_parameters:,} of {info.parameters:,} parameters train")
+                    f"{info.parameters:,} parameters")
         for note in info.notes:
             self._print(f"note: {note}")
         if info.start_epoch:

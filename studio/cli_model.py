@@ -41,13 +41,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
     p.add_argument("--no-write", action="store_true", help="print only; leave report.md and confusion.png alone")
 
-    p = sub.add_parser("export", help="write an ONNX or PyTorch (.pt2) file with resizing, normalization and "
-                       "softmax inside, plus a JSON file naming the classes")
+    p = sub.add_parser("export", help="write a model package (ONNX model, model card, predict.py), or an ONNX or "
+                       "PyTorch (.pt2) file, with resizing, normalization and softmax inside")
     p.add_argument("run_dir", metavar="RUN_DIR_or_CHECKPOINT")
-    p.add_argument("--format", choices=("onnx", "pt2", "torchscript"), default="onnx",
-                   help="onnx (ONNX Runtime, OpenCV, other languages), pt2 (PyTorch's torch.export format), "
-                   "torchscript (legacy: deprecated by PyTorch, for programs that cannot move yet)")
-    p.add_argument("--out", metavar="FILE", help="default: model.onnx / model.pt2 / model.pt in the run folder")
+    p.add_argument("--format", choices=("package", "onnx", "pt2", "torchscript"), default="package",
+                   help="package (a folder for people who ship: model.onnx, model.json, README.md model card, "
+                   "predict.py needing only onnxruntime, Pillow and numpy), onnx (ONNX Runtime, OpenCV, other "
+                   "languages), pt2 (PyTorch's torch.export format), torchscript (legacy: deprecated by PyTorch)")
+    p.add_argument("--out", metavar="PATH", help="default: model-package/, model.onnx, model.pt2 or model.pt in the "
+                   "run folder")
 
 
 @_plain_errors
@@ -91,7 +93,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from studio.core.export import export_model
 
     exported = export_model(args.run_dir, args.format, Path(args.out) if args.out else None)
-    print(f"wrote {exported.path} ({exported.format}) and {exported.sidecar}")
+    if exported.format == "package":
+        print(f"wrote the model package {exported.path}: model.onnx, model.json, README.md (model card), predict.py")
+    else:
+        print(f"wrote {exported.path} ({exported.format}) and {exported.sidecar}")
     return 0
 
 

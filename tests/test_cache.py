@@ -152,3 +152,23 @@ def test_byte_cap_keeps_only_what_fits(tmp_path: Path) -> None:
         build_cache(root, files(root), size, memory_mb=0, spill_dir=spill)
     cache_mod.forget_old_caches(spill, keep=3, cap=1)  # nothing fits: only the newest stays
     assert len(list(spill.glob("*.u8"))) == 1
+
+
+def test_full_disk_while_caching_is_one_line_and_leaves_no_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Space is claimed before the array is mapped: writing a mapped page into a full disk kills the process."""
+    import errno
+
+    from studio.core.atomic import StorageError
+
+    root = make_colour_folder(tmp_path / "d", per_class=3)
+    spill = tmp_path / "cache"
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_mod.os, "posix_fallocate", full, raising=False)
+    with pytest.raises(StorageError, match="disk is full") as caught:
+        build_cache(root, files(root), 16, memory_mb=0, spill_dir=spill)
+    assert str(spill) in str(caught.value)
+    assert not [p for p in spill.iterdir() if p.suffix in (".u8", ".part", ".json")]

@@ -111,8 +111,10 @@ def test_own_and_older_checkpoints_and_new_optional_fields_load(good: dict[str, 
     'training' or 'metrics' still loads."""
     data = copy.deepcopy(good)
     data["arch"]["mode"], data["arch"]["pretrained"] = "head", "/gone/weights.pth"  # as a transfer run saves it
-    data["calibration"] = {"temperature": 1.7}
-    data["familiarity"] = {"mean": torch.zeros(8), "covariance": torch.eye(8)}
+    data["temperature"] = 1.7
+    data["calibration"] = {"ece_before": 0.2, "ece_after": 0.03}
+    data["familiarity"] = {"means": torch.zeros(3, 8), "precision": torch.eye(8), "threshold": 4.0, "share": 0.95,
+                           "space": "network"}
     del data["training"], data["metrics"]
     path = tmp_path / "model.pt"
     save_checkpoint(data, path)

@@ -28,7 +28,13 @@ from PIL import Image
 from studio.core.export import ExportError, export_onnx, export_pt2, export_torchscript
 from studio.core.images import load_rgb, to_tensor
 from studio.core.predict import Predictor
-from tests.test_evaluate_export import _one_thread, load_script, run, val_pixels  # noqa: F401 - shared fixtures
+from tests.test_evaluate_export import (  # noqa: F401 - shared fixtures
+    FirstOutput,
+    _one_thread,
+    load_script,
+    run,
+    val_pixels,
+)
 
 SAME_PIXELS_ATOL = 1e-5
 RAW_IMAGE_ATOL = 0.03
@@ -49,7 +55,7 @@ def _onnx(path: Path):
 
 
 def _pt2(path: Path):
-    module = torch.export.load(str(path)).module()
+    module = FirstOutput(torch.export.load(str(path)).module())
     return lambda pixels: module(pixels).detach().numpy()
 
 

@@ -36,3 +36,34 @@ def test_seeded_global_repeats_initialisation_and_restores_the_process_state() -
     with seeded_global(7):
         b = nn.Linear(4, 4).weight.detach().clone()
     assert torch.equal(a, b)
+
+
+def test_stochastic_depth_of_torchvision_backbones_is_private_too() -> None:
+    from torchvision.models import efficientnet_b0
+    from torchvision.ops import StochasticDepth
+
+    net = efficientnet_b0()
+    before = sum(isinstance(m, StochasticDepth) for m in net.modules())
+    rnd = RunRandom(seed=1)
+    assert before > 0 and private_dropout(net, rnd.dropout) >= before
+    assert not any(isinstance(m, StochasticDepth) for m in net.modules())
+    net.train()
+    x = torch.randn(2, 3, 32, 32)
+    rnd.start_epoch(1)
+    first = net(x)
+    rnd.start_epoch(1)
+    torch.rand(100)
+    assert torch.equal(net(x), first)
+
+
+def test_frozen_backbone_features_are_the_ones_prediction_computes() -> None:
+    """The head trains and validates on fp32 features, as `Predictor` computes them, not bf16 ones."""
+    from studio.core.config import ModelConfig
+    from studio.core.loop import compute_features
+    from studio.core.models import build_model
+
+    model = build_model(ModelConfig(image_size=16, width=8, blocks=2), 3, load_weights=False).eval()
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.backbone(x)
+    assert torch.equal(compute_features(model.backbone, [(x, None)]), expected)

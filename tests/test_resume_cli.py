@@ -35,7 +35,9 @@ def test_resume_with_a_home_relative_path_trains_further_in_the_same_row(trained
 def test_resume_with_a_relative_path(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(trained.parent)
     assert main(["train", "--resume", trained.name, "--epochs", "3", "--quiet"]) == 0
-    assert len(Project(trained.parents[1]).runs()) == 1
+    [run] = Project(trained.parents[1]).runs()
+    assert run.folder == str(trained) and run.epochs_done == 3 and run.status == "finished"
+    assert not (trained.parent / "runs").exists()  # no second project made beside it
 
 
 def test_options_with_resume_are_applied_or_refused_by_name(trained: Path, capsys) -> None:

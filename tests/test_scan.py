@@ -101,7 +101,7 @@ def test_warnings_and_table(report: ScanReport) -> None:
     assert f"class '{UNICODE_CLASS}' has only 2 images: aim for at least 20" in warnings
     assert f"'cats' has 6× more images than '{UNICODE_CLASS}'" in warnings
     assert f"'{EMPTY_CLASS}' has no usable images" in warnings
-    assert "README.txt" not in warnings and "1 file(s) directly in the data folder" in warnings
+    assert "README.txt" not in warnings and "1 file directly in the data folder is ignored" in warnings
     table = report.format_table()
     cats_row = next(line for line in table.splitlines() if line.startswith("cats "))
     assert cats_row.split()[:3] == ["cats", "12", "3"] and cats_row.endswith("#" * 30)

@@ -26,6 +26,7 @@ def tiny_config(root: Path, **train) -> RunConfig:
     cfg.train.epochs = train.pop("epochs", 3)
     cfg.train.batch_size = 8
     cfg.train.lr = 3e-3
+    cfg.train.familiarity_space = "network"  # the reference network's pass is tested once, in test_trust
     for key, value in train.items():
         setattr(cfg.train, key, value)
     return cfg

@@ -108,3 +108,31 @@ def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]
     """For writers that take a file object, such as `torch.save` or `matplotlib`'s `savefig`."""
     with atomic_open(path, "wb") as handle:
         writer(handle)
+
+
+def unique_temp(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
+    """A new, empty, uniquely named file beside `path`, for writers that insist on a file name
+    (exporters); pair it with `commit_temp`, and unlink it on failure."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise StorageError(storage_message(path, exc)) from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit_temp(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Flush a finished temporary file to the disk and put it in place of `path` in one rename."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StorageError(storage_message(path, exc)) from None
+    _fsync_folder(Path(path).parent)

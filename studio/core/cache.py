@@ -27,7 +27,7 @@ import PIL
 import torch
 from filelock import FileLock, Timeout
 
-from studio.core.atomic import write_text
+from studio.core.atomic import StorageError, storage_message, write_text
 from studio.core.errors import Cancelled, ImageError
 from studio.core.images import DRAFT_RULE, RESIZE_RULE, load_for_model, to_tensor
 
@@ -189,7 +189,8 @@ def _build_on_disk(folder: Path, key: str, root: Path, paths: Sequence[str], siz
     try:
         failures: dict[int, str] = {}
         if n:
-            pixels = np.memmap(part, dtype=np.uint8, mode="w+", shape=(n, 3, size, size))
+            _reserve(part, n * 3 * size * size)
+            pixels = np.memmap(part, dtype=np.uint8, mode="r+", shape=(n, 3, size, size))
             failures = _decode_into(pixels, root, paths, size, progress, should_stop, workers)
             pixels.flush()
             del pixels
@@ -201,6 +202,22 @@ def _build_on_disk(folder: Path, key: str, root: Path, paths: Sequence[str], siz
             part.unlink()
     write_text(folder / f"{key}.json", json.dumps(
         {"complete": True, "count": n, "size": size, "format": CACHE_FORMAT, "failures": failures}))
+
+
+def _reserve(path: Path, nbytes: int) -> None:
+    """Claim the disk space up front: a memory-mapped write into a full disk kills the process (SIGBUS)
+    instead of raising, so a full disk must be found here, as a readable error."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, nbytes)
+            else:
+                os.ftruncate(fd, nbytes)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(storage_message(path, exc)) from None
 
 
 def _remove_parts(folder: Path, key: str) -> None:

@@ -96,10 +96,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def check_checkpoint(data: dict[str, Any], path: object = "checkpoint") -> None:
     """Refuse an unusable header in one line; for checkpoints handed over as dicts, not read from a file."""
+    from studio.core.trust import check_trust_fields  # late: trust imports the calibration plotting
+
     try:
         check_header(data, VERSION)
     except HeaderError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    problem = check_trust_fields(data)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
 
 
 def model_from_checkpoint(data: dict[str, Any]) -> torch.nn.Module:

@@ -26,6 +26,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RECIPE_MODES = ("recommended", "applied", "manual")
 BUDGETS = ("minute", "ten-minutes", "best")
+FAMILIARITY_SPACES = ("auto", "network", "reference")
 
 CONFIG_VERSION = 1
 
@@ -174,6 +175,10 @@ class TrainConfig:
     device: str = "auto"
     channels_last: bool = True
     time_limit: float = 0.0  # seconds of training after which the run ends with its best weights; 0 = none
+    # After training: the share of validation images the "unlike the training images" limit lets pass,
+    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    familiar_share: float = 0.95
+    familiarity_space: str = "auto"
 
     def validate(self) -> None:
         _range("train.epochs", self.epochs, 1, 10_000)
@@ -193,7 +198,11 @@ class TrainConfig:
         _range("train.grad_clip", self.grad_clip, 0.0, 1e6)
         _range("train.head_epochs", self.head_epochs, 0, 10_000)
         _choice("train.precision", self.precision, PRECISIONS)
-        _choice("train.device", self.device, DEVICES)
+        # "cuda:1" names one GPU of several; the plain names pick automatically.
+        if not (isinstance(self.device, str) and self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            _choice("train.device", self.device, DEVICES)
+        _range("train.familiar_share", self.familiar_share, 0.5, 0.999)
+        _choice("train.familiarity_space", self.familiarity_space, FAMILIARITY_SPACES)
         _range("train.time_limit", self.time_limit, 0.0, 1e7)
 
 

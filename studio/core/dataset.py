@@ -22,6 +22,7 @@ import numpy as np
 
 from studio.core.errors import DatasetError, ImageError, ScanCancelled
 from studio.core.images import check_image, has_image_extension
+from studio.core.words import count
 
 # Below this many images a class is learned poorly even with transfer learning.
 MIN_IMAGES_PER_CLASS = 20
@@ -89,8 +90,9 @@ class ScanReport:
         counts = self.counts()
         found: list[str] = []
         if not self.usable:
-            found.append(f"only {len(self.classes)} class folder(s) have usable images: "
-                         "a classifier needs at least two")
+            have = {0: "no class folder has", 1: "only 1 class folder has"}.get(
+                len(self.classes), f"only {len(self.classes)} class folders have")
+            found.append(f"{have} usable images: a classifier needs at least two")
         for name, n in counts.items():
             if n < MIN_IMAGES_PER_CLASS:
                 found.append(f"class '{name}' has only {n} image{'s' if n != 1 else ''}: "
@@ -103,9 +105,10 @@ class ScanReport:
                          + f"× more images than '{smallest}': consider class weighting or a balanced sampler")
         found.extend(f"folder '{name}' has no usable images and is left out" for name in self.empty_classes)
         if self.bad:
-            found.append(f"{len(self.bad)} file(s) cannot be used and will be skipped")
+            found.append(f"{count(len(self.bad), 'file')} cannot be used and will be skipped")
         if self.stray_files:
-            found.append(f"{len(self.stray_files)} file(s) directly in the data folder are ignored: "
+            found.append(f"{count(len(self.stray_files), 'file')} directly in the data folder "
+                         f"{'is' if len(self.stray_files) == 1 else 'are'} ignored: "
                          "images belong inside a class folder")
         return found
 

@@ -15,7 +15,15 @@ import torch
 
 
 def pick_device(choice: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU; an explicit choice that is not available is an error, not a fallback."""
+    """CUDA, then Apple MPS, then CPU; an explicit choice that is not available is an error, not a fallback.
+
+    "cuda:N" names one GPU of several.
+    """
+    if choice.startswith("cuda:"):
+        index = int(choice[5:])
+        if torch.cuda.is_available() and index < torch.cuda.device_count():
+            return torch.device("cuda", index)
+        raise RuntimeError(f"train.device: {choice} was asked for but this computer has no such GPU")
     if choice in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -32,6 +40,27 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return "GPU: Apple (MPS)"
     return "CPU"
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(config value, words) for every device this computer can train on, each with its number format.
+
+    "Automatic" first, saying what it would pick; then the CPU; then each GPU found.
+    """
+    def with_precision(device: torch.device) -> str:
+        precision = pick_precision("auto", device)
+        words = {"fp32": "32-bit numbers", "bf16": "bfloat16, faster", "fp16": "float16, faster"}[precision]
+        return f"{describe_device(device)} ({words})"
+
+    choices = [("auto", f"Automatic: {with_precision(pick_device('auto'))}"),
+               ("cpu", with_precision(torch.device("cpu")))]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            choices.append((f"cuda:{index}", f"GPU {index}: {with_precision(torch.device('cuda', index))}"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        choices.append(("mps", with_precision(torch.device("mps"))))
+    return choices
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -43,6 +43,17 @@ def _version(module: str) -> str | None:
     return str(getattr(mod, "__version__", "installed"))
 
 
+def _import_problem(module: str) -> str:
+    """Why `module` does not import: absent, or present but broken (the second needs another fix)."""
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        return f"installed but fails to load ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return ""
+
+
 def _distribution_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -55,11 +66,14 @@ def versions() -> list[Finding]:
     for name, module, fix in (("torch", "torch", "pip install torch"),
                               ("torchvision", "torchvision", "pip install torchvision")):
         v = _version(module)
-        found.append(Finding("versions", name, "ok", v) if v else Finding("versions", name, "missing", fix))
+        found.append(Finding("versions", name, "ok", v) if v else
+                     Finding("versions", name, "missing", f"{_import_problem(module)}: {fix}"))
     # Read from the installed metadata: core never imports Qt. A PySide6 wheel carries the Qt of its own version.
     pyside = _distribution_version("PySide6-Essentials") or _distribution_version("PySide6")
     if pyside and importlib.util.find_spec("PySide6") is not None:
         found.append(Finding("versions", "Qt", "ok", f"PySide6 {pyside} (with Qt {pyside})"))
+    elif importlib.util.find_spec("PySide6") is not None:
+        found.append(Finding("versions", "Qt", "ok", "PySide6 (version not recorded)"))
     else:
         found.append(Finding("versions", "Qt", "missing", "the window needs PySide6: pip install PySide6-Essentials"))
     return found

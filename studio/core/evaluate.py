@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from studio.core.atomic import write_with
+from studio.core.calibration import Reliability, plot_reliability, reliability
 from studio.core.errors import EvaluationError, ImageError
 from studio.core.images import load_for_model, to_tensor
 from studio.core.metrics import (
@@ -35,6 +36,7 @@ from studio.core.metrics import (
 from studio.core.runfiles import EVALUATION_HEADING, read_history, read_split, update_report
 
 SPLITS = ("train", "val", "test")
+RELIABILITY_PNG = "reliability.png"
 SECTION = EVALUATION_HEADING
 
 
@@ -51,6 +53,21 @@ class EvaluatedImage:
 
 
 @dataclass
+class Confidence:
+    """How honest the model's confidence is on the evaluated images, as trained and after calibration."""
+
+    temperature: float
+    before: Reliability
+    after: Reliability
+    unfamiliar: int  # evaluated images the familiarity check flags (about 5 % on validation, by design)
+    space: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "ece_before": self.before.ece, "ece_after": self.after.ece,
+                "unfamiliar": self.unfamiliar, "space": self.space}
+
+
+@dataclass
 class Evaluation:
     run_dir: str
     split: str
@@ -63,6 +80,7 @@ class Evaluation:
     diagnostics: list[Diagnostic]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     notes: list[str] = field(default_factory=list)
+    calibration: Confidence | None = None  # None for a model without a fitted temperature
 
     @property
     def confusion(self) -> np.ndarray:
@@ -89,6 +107,7 @@ class Evaluation:
             "diagnostics": [d.to_dict() for d in self.diagnostics],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "notes": self.notes,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         }
 
 
@@ -119,12 +138,17 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     skipped: list[tuple[str, str]] = []
     paths: list[str] = []
     labels: list[int] = []
-    probs: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
     batch: list[torch.Tensor] = []
+    unfamiliar = 0
 
     def flush() -> None:
+        nonlocal unfamiliar
         if batch:
-            probs.append(predictor.probabilities(torch.stack(batch)))
+            features, z = predictor.features_and_logits(torch.stack(batch))
+            logits.append(z)
+            if predictor.space == "network":  # free here; a reference space would read every file again
+                unfamiliar += int((predictor.familiarity.score(features) > 1).sum())
             batch.clear()
 
     for path, cls in rows:
@@ -144,8 +168,13 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     if not paths:
         raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
                               f"(first problem: {skipped[0][1]})")
-    p = torch.cat(probs).numpy().astype(np.float64)
+    raw = torch.cat(logits)
+    p = torch.softmax(raw / predictor.temperature, 1).numpy().astype(np.float64)
     y_true = np.asarray(labels, dtype=np.int64)
+    confidence = None
+    if "temperature" in predictor.calibration or predictor.temperature != 1.0 or predictor.familiarity is not None:
+        confidence = Confidence(predictor.temperature, reliability(torch.softmax(raw, 1).numpy(), y_true),
+                                reliability(p, y_true), unfamiliar, predictor.space)
     y_pred = p.argmax(axis=1)
     metrics = compute_metrics(confusion_matrix(y_true, y_pred, len(classes)), classes)
     images = [EvaluatedImage(path, int(t), int(q), [float(v) for v in row])
@@ -163,7 +192,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     return Evaluation(
         run_dir=str(run), split=split, classes=classes, data_root=str(root), checkpoint=predictor.checkpoint_path,
         metrics=metrics, images=images, most_wrong=most_wrong(paths, y_true, p, most_wrong_k),
-        diagnostics=diagnostics, skipped=skipped, notes=notes,
+        diagnostics=diagnostics, skipped=skipped, notes=notes, calibration=confidence,
     )
 
 
@@ -195,6 +224,10 @@ def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) 
     png = run / "confusion.png"
     plot_confusion(evaluation.confusion, evaluation.classes, png,
                    title=f"Confusion matrix — {evaluation.split}, {evaluation.metrics.total} images")
+    if evaluation.calibration is not None:
+        c = evaluation.calibration
+        plot_reliability(c.before, c.after, run / RELIABILITY_PNG,
+                         title=f"Confidence against accuracy — {evaluation.split}, {evaluation.metrics.total} images")
     report = run / "report.md"
     section = evaluation_markdown(evaluation)
     update_report(run, lambda text: replace_section(text or f"# Run {run.name}\n", section))
@@ -239,6 +272,7 @@ def evaluation_markdown(ev: Evaluation) -> str:
     for d in ev.diagnostics:
         advice = f" *Try:* {d.advice}" if d.advice else ""
         lines.append(f"- **{d.severity.capitalize()}: {d.title}.** {d.detail}{advice}")
+    lines += confidence_markdown(ev)
     if ev.most_wrong:
         lines += ["", "### Most confident mistakes", "", "| image | true | predicted | confidence |",
                   "|---|---|---|---:|"]
@@ -250,6 +284,22 @@ def evaluation_markdown(ev: Evaluation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def confidence_markdown(ev: Evaluation) -> list[str]:
+    c = ev.calibration
+    if c is None:
+        return ["", "### Confidence", "", "This model predates calibration: its probabilities are as trained, and "
+                "it cannot say when an image is unlike its training images."]
+    lines = ["", "### Confidence", "",
+             f"Calibration error (ECE: the average gap between the confidence given and the share of answers that "
+             f"were right) on these {ev.metrics.total} images: **{_pct(c.before.ece)}** as trained, "
+             f"**{_pct(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction uses.",
+             "", f"![Reliability diagram: confidence against observed accuracy]({RELIABILITY_PNG})"]
+    if c.space == "network":
+        lines += ["", f"{c.unfamiliar} of these images ({_pct(c.unfamiliar / max(ev.metrics.total, 1))}) are "
+                  "flagged as not like the training images (on validation images about 5 % are, by design)."]
+    return lines
+
+
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
     """A PNG a person can read: counts in the cells, colour by share of the true class.
 
@@ -259,6 +309,10 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, tit
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from studio.core.fonts import use_system_fonts
+
+    use_system_fonts()  # class names in Chinese, Arabic, ... draw as letters where the system has a font
 
     cm = np.asarray(cm)
     n = len(classes)

@@ -33,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from studio.core.atomic import write_text
+from studio.core.atomic import commit_temp, unique_temp, write_text
 from studio.core.checkpoint import load_checkpoint, model_from_checkpoint
 from studio.core.errors import ExportError
+from studio.core.export_trust import SCORE_NAME, describe, judged_network
+from studio.core.trust import stored_familiarity
 
 FORMATS = ("package", "onnx", "pt2", "torchscript")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "package": ""}
@@ -90,15 +92,19 @@ class _ScriptPreprocess(Preprocess):
 
 
 class PackagedClassifier(nn.Module):
-    """Preprocess → network → softmax: one module, one way to call it."""
+    """Preprocess → network → softmax at the run's temperature [, familiarity score]: one way to call it.
+
+    `network` is a `JudgedNetwork` (export_trust): it returns the probabilities alone for a model
+    without familiarity statistics, and (probabilities, unfamiliar_score) for one with them.
+    """
 
     def __init__(self, preprocess: nn.Module, network: nn.Module) -> None:
         super().__init__()
         self.preprocess = preprocess
         self.network = network
 
-    def forward(self, images: Tensor) -> Tensor:
-        return torch.softmax(self.network(self.preprocess(images)), dim=1)
+    def forward(self, images: Tensor):  # noqa: ANN201 - one tensor, or two with the familiarity score
+        return self.network(self.preprocess(images), images)
 
 
 @dataclass
@@ -108,7 +114,7 @@ class Exported:
     format: str
 
 
-def _load(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+def load_source(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     return source if isinstance(source, dict) else load_checkpoint(source)
 
 
@@ -125,8 +131,9 @@ def sidecar_path(out: str | Path) -> Path:
 
 
 def model_description(data: dict[str, Any], fmt: str, model_file: str, dtype: str) -> dict[str, Any]:
-    """What a program needs to call the exported file: classes, input, output, what happens inside."""
+    """What a program needs to call the exported file: classes, input, outputs, what happens inside."""
     pre = data["preprocessing"]
+    scripted = fmt == "torchscript"
     return {
         "format": fmt,
         "model_file": model_file,
@@ -139,7 +146,11 @@ def model_description(data: dict[str, Any], fmt: str, model_file: str, dtype: st
             "channels": "RGB",
         },
         "output": {"name": OUTPUT_NAME, "shape": f"[N, {len(data['classes'])}]",
-                   "meaning": "softmax probabilities, in the order of 'classes'"},
+                   "meaning": "calibrated softmax probabilities (logits divided by 'temperature'), "
+                              "in the order of 'classes'"},
+        "outputs": [OUTPUT_NAME] + ([SCORE_NAME] if len(names := output_names(data, scripted=scripted)) > 1
+                                    else []),
+        **describe(data, carried=len(names) > 1),
         "inside": {
             "resize": "shorter side to image_size, antialiased bilinear, centre crop, rounded to 0..255",
             "image_size": int(pre["image_size"]),
@@ -168,7 +179,14 @@ def packaged_model(data: dict[str, Any], *, scripted: bool = False) -> PackagedC
     """The whole graph an export holds, in eval mode: what every format is made from."""
     pre = data["preprocessing"]
     kind = _ScriptPreprocess if scripted else Preprocess
-    return PackagedClassifier(kind(pre["image_size"], pre["mean"], pre["std"]), _network(data)).eval()
+    network = judged_network(data, _network(data), kind, allow_reference=not scripted)
+    return PackagedClassifier(kind(pre["image_size"], pre["mean"], pre["std"]), network).eval()
+
+
+def output_names(data: dict[str, Any], *, scripted: bool = False) -> list[str]:
+    familiarity = stored_familiarity(data)
+    carried = familiarity is not None and (familiarity.space == "network" or not scripted)
+    return [OUTPUT_NAME, SCORE_NAME] if carried else [OUTPUT_NAME]
 
 
 def _example(data: dict[str, Any], dtype: str = "uint8") -> Tensor:
@@ -208,16 +226,45 @@ def _export_program(data: dict[str, Any], dtype: str = "uint8") -> torch.export.
 
 def export_pt2(source: str | Path | dict[str, Any], out: str | Path | None = None) -> Exported:
     """A `torch.export` program: `torch.export.load(path).module()(images)` with uint8 0..255 images."""
-    data = _load(source)
+    data = load_source(source)
     path = _target(source, out, "pt2")
-    tmp = path.with_name(f".{path.stem}.tmp.pt2")  # torch.export.save wants the .pt2 ending
+    tmp = unique_temp(path, ".tmp.pt2")  # torch.export.save wants the .pt2 ending
     try:
         torch.export.save(_export_program(data), str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise _failed(data, "PyTorch (.pt2)", exc) from exc
-    tmp.replace(path)
+    commit_temp(tmp, path)
     return Exported(path, _write_sidecar(data, path, "pt2", "uint8"), "pt2")
+
+
+def _onnx_modules() -> Any:
+    try:
+        import onnx  # the exporter needs both; say so plainly rather than deep in torch
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ExportError("ONNX export needs the onnx and onnxscript packages: "
+                          "pip install 'classification-studio[export]' (or: pip install onnx onnxscript)") from None
+    return onnx
+
+
+def write_onnx(data: dict[str, Any], path: Path, input_dtype: str = "uint8") -> Path:
+    """The ONNX graph alone, written whole or not at all (the package and export_onnx share it)."""
+    onnx = _onnx_modules()
+    if input_dtype not in ("uint8", "float32"):
+        raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
+    tmp = unique_temp(path)
+    try:
+        program = _export_program(data, input_dtype)
+        onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
+                                         input_names=[INPUT_NAME], output_names=output_names(data))
+        onnx_program.save(str(tmp), external_data=False)
+        onnx.checker.check_model(str(tmp))
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise _failed(data, "ONNX", exc) from exc
+    commit_temp(tmp, path)
+    return path
 
 
 def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = None, *,
@@ -228,27 +275,11 @@ def export_onnx(source: str | Path | dict[str, Any], out: str | Path | None = No
     0..1 floats; input_dtype="float32" takes floats in 0..255 instead. The weights are kept
     inside the one file (no .onnx.data beside it): a Lite0 is far below ONNX's 2 GB limit.
     """
-    try:
-        import onnx  # the exporter needs both; say so plainly rather than deep in torch
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ExportError("ONNX export needs the onnx and onnxscript packages: "
-                          "pip install 'classification-studio[export]' (or: pip install onnx onnxscript)") from None
+    _onnx_modules()
     if input_dtype not in ("uint8", "float32"):
         raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
-    data = _load(source)
-    path = _target(source, out, "onnx")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        program = _export_program(data, input_dtype)
-        onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
-                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-        onnx_program.save(str(tmp), external_data=False)
-        onnx.checker.check_model(str(tmp))
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise _failed(data, "ONNX", exc) from exc
-    tmp.replace(path)
+    data = load_source(source)
+    path = write_onnx(data, _target(source, out, "onnx"), input_dtype)
     return Exported(path, _write_sidecar(data, path, "onnx", input_dtype), "onnx")
 
 
@@ -278,20 +309,20 @@ def export_torchscript(source: str | Path | dict[str, Any], out: str | Path | No
     """
     if not torchscript_available():
         raise ExportError("this torch no longer ships TorchScript; export as ONNX or PyTorch (.pt2) instead")
-    data = _load(source)
+    data = load_source(source)
     path = _target(source, out, "torchscript")
     packaged = packaged_model(data, scripted=True)
     size = int(data["preprocessing"]["image_size"])
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = unique_temp(path)
     try:
         with _fixed_size_trace(), torch.no_grad():
-            normalized = packaged.preprocess(torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8))
-            traced = torch.jit.trace(packaged.network, (normalized,), check_trace=False)
+            images = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8)
+            traced = torch.jit.trace(packaged.network, (packaged.preprocess(images), images), check_trace=False)
             torch.jit.script(PackagedClassifier(packaged.preprocess, traced)).save(str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise _failed(data, "TorchScript", exc) from exc
-    tmp.replace(path)
+    commit_temp(tmp, path)
     return Exported(path, _write_sidecar(data, path, "torchscript", "uint8 or float32"), "torchscript")
 
 

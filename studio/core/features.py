@@ -40,10 +40,16 @@ INPUT_SIZE = 160
 FEATURE_VERSION = 1
 FOLDER = "features"
 _HASH_CHUNK = 1 << 20
+# Grey thumbnails kept beside the features: pixel evidence for near-duplicates (studio.core.neardup),
+# where pooled features alone cannot tell a re-encoded copy from a different picture of the same thing.
+THUMB_SIZE = 48
 
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS features (
     hash TEXT NOT NULL, identity TEXT NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (hash, identity)
+)""", """
+CREATE TABLE IF NOT EXISTS thumbs (
+    hash TEXT NOT NULL, identity TEXT NOT NULL, pixels BLOB NOT NULL, PRIMARY KEY (hash, identity)
 )""", """
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL
@@ -156,13 +162,26 @@ class FeatureStore:
                 db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", fresh)
         return out
 
-    def _stored(self, hashes: set[str], ident: str) -> dict[str, np.ndarray]:
+    def _stored(self, hashes: set[str], ident: str, table: str = "features") -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
+        column, dtype = ("vec", np.float32) if table == "features" else ("pixels", np.uint8)
         with self._connect() as db:
-            for digest, blob in db.execute("SELECT hash, vec FROM features WHERE identity = ?", (ident,)):
+            for digest, blob in db.execute(f"SELECT hash, {column} FROM {table} WHERE identity = ?", (ident,)):
                 if digest in hashes:
-                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+                    found[digest] = np.frombuffer(blob, dtype=dtype)
         return found
+
+    def thumbnails(self, paths: Sequence[str | Path], **embed_options: object) -> np.ndarray:
+        """float32 (n, 48, 48) grey thumbnails made with the features (computed with them when missing); NaN
+        for files that fail to decode."""
+        self.embed_files(paths, **embed_options)  # type: ignore[arg-type]
+        hashes = self.hashes(paths)
+        stored = self._stored({h for h in hashes if h}, identity(), "thumbs")
+        out = np.full((len(paths), THUMB_SIZE, THUMB_SIZE), np.nan, dtype=np.float32)
+        for i, digest in enumerate(hashes):
+            if digest in stored:
+                out[i] = stored[digest].reshape(THUMB_SIZE, THUMB_SIZE)
+        return out
 
     def embed_files(self, paths: Sequence[str | Path], *, progress: Callable[[int, int], None] | None = None,
                     should_stop: Callable[[], bool] | None = None, batch_size: int = 32) -> np.ndarray:
@@ -174,7 +193,9 @@ class FeatureStore:
         ident = identity()
         hashes = self.hashes(paths)
         out = np.full((len(paths), EMBED_DIM), np.nan, dtype=np.float32)
-        stored = self._stored({h for h in hashes if h}, ident)
+        wanted = {h for h in hashes if h}
+        thumbs = self._stored(wanted, ident, "thumbs")
+        stored = {h: v for h, v in self._stored(wanted, ident).items() if h in thumbs}
         todo: dict[str, list[int]] = {}
         for i, digest in enumerate(hashes):
             if digest is None:
@@ -205,13 +226,20 @@ class FeatureStore:
         if not good:
             return
         feats = _forward(np.stack([decoded[k] for k in good]))
-        rows = []
+        rows, thumbs = [], []
         for k, vec in zip(good, feats, strict=True):
             digest, positions = chunk[k]
             out[positions] = vec
             rows.append((digest, ident, vec.tobytes()))
-        with self._connect() as db:
+            thumbs.append((digest, ident, _thumbnail(decoded[k]).tobytes()))
+        with self._connect() as db:  # one transaction: a row has both or neither
             db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?)", thumbs)
+
+
+def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+    grey = PIL.Image.fromarray(pixels).convert("L")
+    return np.asarray(grey.resize((THUMB_SIZE, THUMB_SIZE), PIL.Image.Resampling.BOX), dtype=np.uint8)
 
 
 def _pixels(path: str | Path) -> np.ndarray | None:

@@ -15,10 +15,9 @@ import struct
 import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
     BmpImagePlugin,
     GifImagePlugin,
@@ -32,6 +31,9 @@ from PIL import (  # noqa: F401 - imported to register the decoders in _FORMATS
 )
 
 from studio.core.errors import ImageError
+
+if TYPE_CHECKING:
+    import torch
 
 # The extensions torchvision's ImageFolder accepts, so a folder scans the same here and there, plus
 # GIF: single-frame GIFs are ordinary (palette) images that users do have in their folders.
@@ -135,7 +137,12 @@ def resize_square(img: Image.Image, size: int) -> Image.Image:
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """uint8 [3, H, W]; a writable copy, because torch warns on read-only numpy memory."""
+    """uint8 [3, H, W]; a writable copy, because torch warns on read-only numpy memory.
+
+    torch is imported here, not at the top, so `studio scan`, `runs` and `sample` (which only
+    check and list images) start in well under a second instead of paying torch's import.
+    """
+    import torch
     if img.mode != "RGB":
         img = _to_rgb(img)
     array = np.array(img, dtype=np.uint8, copy=True)

@@ -51,6 +51,13 @@ class WordRow:
     def line(self) -> str:
         return f"{self.title} — {self.text}"
 
+    @property
+    def short(self) -> str:
+        """The line for a narrow list: "Block 3 — 64 detectors, each at 16 × 16 positions"."""
+        return f"{self.title} — {self.brief or self.text}"
+
+    brief: str = ""
+
 
 def _units(root: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     """The root's children, opening plain containers that hold blocks (see the module docstring)."""
@@ -129,16 +136,19 @@ def layers_in_words(model: nn.Module, image_size: int) -> list[WordRow]:
         params = sum(_own_weights(units[n]) for n in group)
         if _is_map(shape):
             maps += 1
-            blocks.append(WordRow(f"Block {maps}", _detectors(shape), params, group[-1], tuple(group), shape))
+            blocks.append(WordRow(f"Block {maps}", _detectors(shape), params, group[-1], tuple(group), shape,
+                                  brief=f"{shape[0]:,} detectors, each at {shape[1]} × {shape[2]} positions"))
         else:
             size = count(shape[0] if shape else 0, "number")
-            text = (f"those numbers mixed once more: {size} describe the image" if tail else
-                    f"each detector's response averaged over the whole picture: {size} describe the image")
-            tail.append(WordRow("Summary", text, params, group[0], tuple(group), shape))
+            text = (f"those numbers mixed once more into {size}" if tail else
+                    f"{size} describe the whole picture, one average per detector")
+            tail.append(WordRow("Summary", text, params, group[0], tuple(group), shape,
+                                brief=f"{size} for the whole picture"))
     if head is not None and "head" in shapes:
         classes = shapes["head"][0]
         tail.append(WordRow("Decision", f"weighs those numbers into {count(classes, 'class score')}",
-                            _own_weights(head), "head", ("head",), shapes["head"]))
+                            _own_weights(head), "head", ("head",), shapes["head"],
+                            brief=count(classes, "class score")))
     return _with_stages(blocks) + tail
 
 
@@ -158,10 +168,11 @@ def _with_stages(blocks: list[WordRow]) -> list[WordRow]:
         first, last = run[0].title.split()[-1], run[-1].title.split()[-1]
         which = f"block {first}" if first == last else f"blocks {first}–{last}"
         params = sum(r.params for r in run)
-        text = f"{which}, patterns at {height} × {width} positions, up to {run[-1].shape[0]:,} detectors"
+        text = f"{which}, at {height} × {width} positions"
         modules = tuple(m for r in run for m in r.modules)
         out.append(WordRow(f"Stage {number}", text, params, "", modules, run[-1].shape, number, True))
-        out.extend(WordRow(r.title, r.text, r.params, r.layer, r.modules, r.shape, number) for r in run)
+        out.extend(WordRow(r.title, r.text, r.params, r.layer, r.modules, r.shape, number, brief=r.brief)
+                   for r in run)
     return out
 
 

@@ -68,12 +68,42 @@ class GeneratorDropout(nn.Module):
         return f"p={self.p}"
 
 
+class GeneratorStochasticDepth(nn.Module):
+    """torchvision's StochasticDepth (skip a residual branch per image, or per batch) from a given generator."""
+
+    def __init__(self, p: float, mode: str, generator: torch.Generator) -> None:
+        super().__init__()
+        self.p, self.mode, self.generator = float(p), mode, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(shape, device=self.generator.device).bernoulli_(keep, generator=self.generator)
+        noise = noise.to(device=x.device, dtype=x.dtype)
+        return x * (noise / keep if keep > 0 else noise)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
 def private_dropout(model: nn.Module, generator: torch.Generator) -> int:
-    """Swap every plain dropout layer of `model` for one drawing from `generator`; returns how many."""
+    """Swap every dropout and stochastic-depth layer of `model` for one drawing from `generator`.
+
+    Returns how many were swapped. (EfficientNet-Lite0's drop-connect is a function call inside its
+    blocks, not a layer; it still draws from the process generator when its backbone trains.)
+    """
+    from torchvision.ops import StochasticDepth
+
     swapped = 0
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if type(child) is nn.Dropout:
                 setattr(module, child_name, GeneratorDropout(child.p, generator))
-                swapped += 1
+            elif type(child) is StochasticDepth:
+                setattr(module, child_name, GeneratorStochasticDepth(child.p, child.mode, generator))
+            else:
+                continue
+            swapped += 1
     return swapped

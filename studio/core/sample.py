@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from studio.core.atomic import write_text, write_with
+
 SAMPLE_CLASSES = ("circle", "square", "triangle", "star")
 
 
@@ -63,6 +65,7 @@ def make_sample_dataset(folder: str | Path | None = None, *, per_class: int = 20
     for kind in SAMPLE_CLASSES:
         (folder / kind).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            draw_shape(kind, size, rng).save(folder / kind / f"{kind}_{i:03d}.png")
-    marker.write_text(f"{per_class},{size},{seed}")
+            image = draw_shape(kind, size, rng)
+            write_with(folder / kind / f"{kind}_{i:03d}.png", lambda handle, im=image: im.save(handle, format="PNG"))
+    write_text(marker, f"{per_class},{size},{seed}")  # last: its presence means every image is whole
     return folder

@@ -285,7 +285,12 @@ def near_duplicate_ids(project_folder: str, files: Sequence[str], *, progress=No
                        ) -> np.ndarray:
     """Near-duplicate cluster per file, from the project's cached image features."""
     from studio.core.features import FeatureStore
-    from studio.core.neardup import near_duplicate_groups
+    from studio.core.neardup import exact_copy_groups, merge_groups, near_duplicate_groups
 
-    features = FeatureStore(project_folder).embed_files(list(files), progress=progress, should_stop=should_stop)
-    return np.asarray(near_duplicate_groups(features), dtype=np.int64)
+    store = FeatureStore(project_folder)
+    features = store.embed_files(list(files), progress=progress, should_stop=should_stop)
+    # Thumbnails confirm a feature match by the pixels: two photos of one thing are not copies.
+    thumbnails = store.thumbnails(list(files))
+    groups = merge_groups(near_duplicate_groups(features, thumbnails=thumbnails),
+                          exact_copy_groups(store.hashes(list(files))))
+    return np.asarray(groups, dtype=np.int64)

@@ -54,6 +54,7 @@ from studio.core.runprep import (
 )
 from studio.core.splits import SplitPlan
 from studio.core.stage import Stage, StageContext, TrainState, feature_stage, run_stage
+from studio.core.words import stage_sentence
 
 __all__ = ["Trainer", "TrainingError"]  # TrainingError is defined in studio.core.errors; importable here as before
 
@@ -185,6 +186,12 @@ class Trainer:
         # The best weights, not the last, are what the user gets.
         if (self.run_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(self.run_dir / "best.pt")["state_dict"])
+        if dist.is_main():
+            from studio.core.trust_fit import fit_after_training
+
+            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=rows,
+                               root=report.root, run_dir=self.run_dir, config=cfg, project_folder=self.project.folder,
+                               callbacks=self.callbacks, should_stop=self.stop)
         test_acc = None
         if pixels.split["test"]:
             stats, _ = evaluate(model, make("test", False), ctx.plain_loss, autocast=contextlib.nullcontext)
@@ -209,8 +216,6 @@ class Trainer:
                   for name, first, last in plan_stages(cfg.model.mode, cfg.train.epochs, cfg.train.head_epochs)]
         pending = [s for s in stages if s.last > self._state.epoch] or stages[-1:]
         model.set_trainable(pending[0].name)
-        if pending[0].name == "head" and self._features_once(cfg):
-            notes.append("Backbone frozen and no augmentation: its features are computed once per image.")
         total_params, trainable = count_parameters(model)
         self.callbacks.on_run_start(RunStarted(
             run_dir=str(self.run_dir), classes=classes, train_images=len(pixels.split["train"]),
@@ -226,13 +231,20 @@ class Trainer:
 
     def _train_stages(self, ctx: StageContext, make: BatchMaker, stages: list[Stage]) -> str:
         status = "finished"
-        for stage in stages:
+        total = count_parameters(ctx.model)[0]
+        for number, stage in enumerate(stages, start=1):
             if self._state.epoch >= stage.last:
                 continue
             ctx.model.set_trainable(stage.name)
-            if stage.name == "head" and self._features_once(ctx.config):
+            once = stage.name == "head" and self._features_once(ctx.config)
+            # Said when the stage starts, so the log never repeats a stage that is over.
+            self.callbacks.on_status(stage_sentence(
+                number, len(stages), stage.name, count_parameters(ctx.model)[1], total,
+                pretrained=ctx.model.pretrained, backbone_scale=ctx.config.train.backbone_lr_scale,
+                features_once=once))
+            if once:
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
-                self.callbacks.on_status("Computing backbone features once for the frozen backbone")
+                self.callbacks.on_status("Computing the pretrained part's features once per image")
                 stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
             if status == "time-up":

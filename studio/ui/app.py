@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import sys
 import traceback
+from importlib import resources
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from studio.ui.main_window import StudioWindow
@@ -21,7 +23,18 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName(APP_NAME)
     app.setApplicationName(APP_NAME)
     app.setStyleSheet(STYLE_SHEET)
+    app.setWindowIcon(app_icon())
     return app  # type: ignore[return-value]
+
+
+def app_icon() -> QIcon:
+    """The studio's icon at every drawn size, read from the installed package (pip, editable or bundle)."""
+    icon = QIcon()
+    for file in resources.files("studio").joinpath("resources/icons").iterdir():
+        if file.name.endswith(".png"):
+            with resources.as_file(file) as path:
+                icon.addFile(str(path))
+    return icon
 
 
 def take_over_garbage_collection() -> QtGarbageCollector:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.devices import describe_device, pick_device
+from studio.ui.help_menu import HelpMenu
 from studio.ui.panes.augment_pane import AugmentPane
 from studio.ui.panes.data_pane import DataPane
 from studio.ui.panes.evaluate_pane import EvaluatePane
@@ -143,6 +144,15 @@ class StudioWindow(QMainWindow):
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, row=i: self.show_pane(row))
             go_menu.addAction(action)
+        self.help_menu = HelpMenu(self, lambda: self.state.project_dir, self._device_text)
+
+    def _device_text(self) -> str:
+        from studio.core.devices import describe_device, pick_device
+
+        try:
+            return describe_device(pick_device(self.state.config.train.device))
+        except Exception as exc:  # About must open even when the device cannot be chosen
+            return f"unavailable ({exc})"
 
     @Slot()
     def _update_cache_action(self) -> None:

@@ -114,3 +114,14 @@ def test_export_from_the_window(qtbot, pane: EvaluatePane, trained, tmp_path: Pa
     assert out.is_file() and pane.banner.level == "info" and str(out) in pane.banner.text()
     sidecar = json.loads(Path(f"{out}.json").read_text())
     assert sidecar["classes"] == ["blue", "green", "red"] and sidecar["format"] == fmt
+
+
+def test_the_model_package_is_offered_first(qtbot, pane: EvaluatePane, trained, tmp_path: Path) -> None:
+    box = pane.export_box
+    assert box.format_combo.currentData() == "package" and box.format_combo.itemData(0) == "package"
+    out = tmp_path / "model-package"
+    box.choose_path = lambda _fmt, _default: str(out)
+    with qtbot.waitSignal(box.finished, timeout=90_000):
+        box.export_button.click()
+    assert (out / "predict.py").is_file() and (out / "README.md").is_file()
+    assert pane.banner.level == "info" and "model card" in pane.banner.text()

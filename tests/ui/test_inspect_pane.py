@@ -13,7 +13,7 @@ from studio.core.config import RunConfig
 from studio.core.inspect import Inspection
 from studio.core.models import architecture_info, build_model
 from studio.core.predict import Predictor
-from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, InspectPane, validation_images
+from studio.ui.panes.inspect_pane import CAM_TAB, FILTERS_TAB, PATCHES_TAB, InspectPane, validation_images
 from studio.ui.state import QtStudioState
 from tests.ui.view_helpers import dispose, drop_paths, train_tiny_run
 
@@ -51,7 +51,7 @@ def test_a_request_through_the_state_shows_the_image_and_its_layers(qtbot, pane:
     assert ins.top(3) == expected.top(3)
     # In words by default: the blocks, the summary and the decision, the first block shown.
     assert pane.tree.names() == [r.layer for r in pane.words] and pane.layer == "backbone.block1"
-    assert pane.tree.currentItem().text(0).startswith("Block 1 — 8 pattern detectors")
+    assert pane.tree.currentItem().text(0) == "Block 1 — 8 detectors, each at 12 × 12 positions"
     pane.torch_names.setChecked(True)
     assert pane.tree.names() == [info.name for info in ins.layers]
     assert pane.layer == "backbone.block1"  # kept across the switch
@@ -103,9 +103,8 @@ def test_filters_first_layer_as_colour_patches_deeper_as_grids(qtbot, pane: Insp
     pane.select_layer("backbone.block1.conv")
     first = pane.filters_view.grid.images
     assert len(first) == 8 and first[0].width() == 3  # width 8, 3×3 RGB patches
-    pane.select_layer("backbone.block3")  # a block: the convolution inside it
-    deeper = pane.filters_view.grid.images
-    assert len(deeper) == 32 and deeper[0].width() > 3 and "16 kernels" in pane.filters_view.title.text()
+    pane.select_layer("backbone.block3")  # a deeper block: its filters do not read as pictures
+    assert not pane.filters_view.grid.images and "What a channel responds to" in pane.filters_view.grid.placeholder
     pane.select_layer("backbone.block3.relu")
     assert not pane.filters_view.grid.images and "Conv2d" in pane.filters_view.grid.placeholder
 
@@ -155,3 +154,17 @@ def test_a_torchvision_backbone_is_inspected_the_same_way(qtbot, pane: InspectPa
     pane.maps_view.pager.forward.click()
     assert pane.maps_view.grid.captions[0] == "64"
     assert ins.cam_layer == "backbone.layer4"
+
+
+def test_what_a_channel_responds_to_shows_training_patches_per_channel(qtbot, pane: InspectPane, trained) -> None:
+    inspect(qtbot, pane, trained.run, some_image(trained))
+    pane.select_layer("backbone.block2")
+    pane.tabs.setCurrentIndex(PATCHES_TAB)
+    view = pane.patches_view
+    qtbot.waitUntil(lambda: view.result is not None, timeout=30_000)
+    result = view.result
+    assert result.layer == "backbone.block2" and result.channels == 16 and len(view.grid.images) == 16
+    assert all(Path(p).is_file() for p in result.paths)  # the run's own training images
+    assert view.detail.image is not None and "Channel 0" in view.detail_label.text()
+    assert len(view.channel_patches(0)) == min(9, len(result.paths))
+    assert list((Path(trained.run) / "inspect").glob("top-patches-*.npz"))  # remembered for the next look

@@ -14,6 +14,7 @@ from studio.cli import main as cli_main
 from studio.core.predict import Predictor, expand_inputs
 from studio.ui.panes.predict_pane import SINGLE, TABLE, PredictPane
 from studio.ui.state import QtStudioState
+from studio.ui.widgets.prediction_table import TOP3
 from studio.ui.workers import live_workers
 from tests.ui.view_helpers import dispose, drop_paths, train_tiny_run
 
@@ -90,7 +91,7 @@ def test_unusable_files_are_rows_with_their_reason(qtbot, pane: PredictPane, tra
     assert [Path(p.path).name for p in rows] == ["notes.png", good.name, "empty.jpg"]
     assert rows[0].error and rows[2].error == "empty file (0 bytes)" and not rows[1].error
     model = pane.table_model
-    assert model.data(model.index(0, 2)) == "unusable" and model.data(model.index(0, 4)) == rows[0].error
+    assert model.data(model.index(0, 2)) == "unusable" and model.data(model.index(0, TOP3)) == rows[0].error
     assert "2 unusable" in pane.table.summary.text()
 
     alone = dropped(qtbot, pane, [text])  # one unusable file: its row, not an empty single view

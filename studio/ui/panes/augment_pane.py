@@ -46,9 +46,11 @@ PRESET_TEXT = {
 TOGGLES = (
     ("hflip", "Mirror left–right", "chance", "For pictures whose left and right do not matter (most photos).", 50),
     ("vflip", "Mirror top–bottom", "chance", "Only where up and down do not matter: aerial or microscope images.", 50),
-    ("rotation", "Tilt", "degrees", "Rotates by a random angle, up to this many degrees either way.", 10),
+    ("rotation", "Tilt", "degrees", "Rotates by a random angle, up to this many degrees either way; the corners "
+     "are filled with the picture's own mirrored edge, not black.", 10),
     ("rotate90", "Turn by right angles", "switch", "Turns by 0, 90, 180 or 270 degrees: for images with no 'up'.", 0),
-    ("crop_scale", "Zoom in", "keep", "Crops a random part keeping at least this much of the picture.", 70),
+    ("crop_scale", "Zoom in", "keep", "Zooms in on a random part that always holds the middle of the picture, "
+     "keeping at least this much of it.", 70),
     ("color_jitter", "Vary light and colour", "strength", "Random brightness, contrast and saturation changes.", 20),
     ("grayscale", "Sometimes grey", "chance", "Turns some images grey, so colour alone cannot decide.", 10),
     ("erasing", "Hide a patch", "chance", "Covers a random rectangle, so the model looks at the whole object.", 25),
@@ -114,6 +116,8 @@ class AugmentPane(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Preset"))
         self.preset_combo = QComboBox()
+        self.preset_combo.setToolTip("A ready mix of random changes for a kind of picture; choose the one like "
+                                     "your images, then adjust the switches below if needed")
         for name in (*AUGMENT_PRESETS, "custom"):
             self.preset_combo.addItem(PRESET_TEXT[name][0], name)
         self.preset_combo.currentIndexChanged.connect(self._on_preset_chosen)
@@ -129,14 +133,18 @@ class AugmentPane(QWidget):
         self.strengths: dict[str, QSpinBox] = {}
         for i, (name, label, kind, explanation, start) in enumerate(TOGGLES):
             check = QCheckBox(label)
+            check.setToolTip(explanation)
             check.toggled.connect(self._on_edited)
             grid.addWidget(check, 2 * i, 0)
             self.checks[name] = check
             if kind != "switch":
                 spin = QSpinBox()
-                spin.setRange(5 if kind == "keep" else 1, 99 if kind == "keep" else (180 if kind == "degrees" else 100))
+                # A zoom keeps at least half the picture: tighter crops cut the object off.
+                low, high = {"keep": (50, 99), "degrees": (1, 180)}.get(kind, (1, 100))
+                spin.setRange(low, high)
                 spin.setValue(start)
                 spin.setSuffix(SUFFIX[kind])
+                spin.setToolTip(f"{label}: {explanation} Watch the preview: the class must stay recognisable.")
                 spin.valueChanged.connect(self._on_edited)
                 grid.addWidget(spin, 2 * i, 1)
                 self.strengths[name] = spin

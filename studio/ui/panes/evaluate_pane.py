@@ -162,6 +162,14 @@ class EvaluatePane(QWidget):
         lv.addWidget(heading("Per class"))
         self.per_class = QTableWidget(0, 5)
         self.per_class.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Images"])
+        for col, tip in enumerate((
+            "The class, as named by its folder",
+            "Precision: of the images it called this class, the share that really are (few false alarms = high)",
+            "Recall: of the images that really are this class, the share it found (few misses = high)",
+            "F1: one figure combining precision and recall; high only when both are",
+            "How many images of this class were evaluated",
+        )):
+            self.per_class.horizontalHeaderItem(col).setToolTip(tip)
         self.per_class.verticalHeader().hide()
         self.per_class.verticalHeader().setDefaultSectionSize(22)
         self.per_class.setMaximumHeight(24 + 22 * 8)  # the matrix gets the room; longer lists scroll
@@ -285,7 +293,10 @@ class EvaluatePane(QWidget):
             return
         m = ev.metrics
         self.summary.setText(f"{self.split_combo.currentText()}: {m.total} images · accuracy {100 * m.accuracy:.1f}% "
-                             f"· macro F1 {m.macro_f1:.3f} · {len(ev.classes)} classes")
+                             f"· balanced score {100 * m.macro_f1:.1f}% · {len(ev.classes)} classes")
+        self.summary.setToolTip("Accuracy: the share of images it gets right. Balanced score (the average F1 over "
+                                "classes): every class counts the same, however many images it has, so a class it "
+                                "fails on pulls this down even when that class is small.")
         if ev.split == "test":
             self.banner.show_message(TRUST_NOTE, "info")
         elif ev.split == "val" and getattr(self, "_no_test", False):
@@ -315,6 +326,12 @@ class EvaluatePane(QWidget):
             advice = f"<br><b>Try:</b> {d.advice}" if d.advice else ""
             parts.append(f"<p><b>{ICONS.get(d.severity, '')} {d.title}.</b> {d.detail}{advice}</p>")
         parts += [f"<p><i>{note}</i></p>" for note in ev.notes]
+        c = ev.calibration
+        if c is not None:
+            parts.append(f"<p><b>Confidence.</b> On these images the probabilities the model gives were off by "
+                         f"{100 * c.before.ece:.1f} points on average as trained, and {100 * c.after.ece:.1f} after "
+                         f"calibration, which every prediction uses. The picture is reliability.png in the run "
+                         f"folder.</p>")
         return "".join(parts)
 
     def _add_image(self, target: QListWidget, ev: Evaluation, path: str, true: int, predicted: int,

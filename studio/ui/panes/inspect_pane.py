@@ -38,23 +38,31 @@ from studio.ui.widgets.common import QtBanner, heading, hint
 from studio.ui.widgets.image_grid import QtImageView
 from studio.ui.widgets.layer_tree import QtLayerTree
 from studio.ui.widgets.layer_views import QtCamView, QtFeatureMapsView, QtFiltersView
+from studio.ui.widgets.neighbours import QtNeighbours, neighbour_thumbnails
 from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
+from studio.ui.widgets.top_patches_view import QtTopPatchesView
 from studio.ui.workers import QtTaskRunner, describe_exception
 
-MAPS_TAB, FILTERS_TAB, CAM_TAB = range(3)
+MAPS_TAB, FILTERS_TAB, CAM_TAB, PATCHES_TAB, NEAREST_TAB = range(5)
 
 
-def _build_inspection(serial: int, predictor: Predictor, path: str
-                      ) -> tuple[int, Inspection | None, str, list[WordRow]]:
+def _build_inspection(serial: int, predictor: Predictor, path: str, run: str = ""
+                      ) -> tuple[int, Inspection | None, str, list[WordRow], tuple | None]:
     try:
         inspection = Inspection.of_image(predictor, path)
     except Exception as exc:
-        return serial, None, describe_exception(exc), []
+        return serial, None, describe_exception(exc), [], None
     try:
         words = layers_in_words(predictor.model, predictor.image_size)
     except (RuntimeError, ValueError):
         words = []  # a model the words cannot describe: the PyTorch list still works
-    return serial, inspection, "", words
+    try:
+        prediction, near = predictor.explain(path, run, k=8)
+        root = _data_root(run)
+        explained = (prediction, neighbour_thumbnails(root, near), root)
+    except Exception:  # the maps are still worth showing without the comparison
+        explained = None
+    return serial, inspection, "", words, explained
 
 
 def _grad_cam(serial: int, inspection: Inspection, cls: int) -> tuple[int, int, object, str]:
@@ -64,6 +72,28 @@ def _grad_cam(serial: int, inspection: Inspection, cls: int) -> tuple[int, int, 
         return serial, cls, None, f"No class-activation map: {exc}."
     except Exception as exc:
         return serial, cls, None, describe_exception(exc)
+
+
+def _top_patches(serial: int, run: str, predictor: Predictor, layer: str) -> tuple[int, str, object, object, str]:
+    """(serial, layer, ChannelPatches or None, sample pixels or None, message) for the Inspect pane's worker."""
+    from studio.core.augment import normalize_batch
+    from studio.core.checkpoint import resolve_checkpoint_path
+    from studio.core.top_patches import run_top_patches
+
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    root = _data_root(str(folder)) if (folder / "split.csv").is_file() else ""
+    if not root:
+        return serial, layer, None, None, ("This needs the training images of the run: the model was opened as a "
+                                           "file on its own, without its run folder.")
+    try:
+        result, pixels = run_top_patches(
+            folder, resolve_checkpoint_path(run), predictor.model, layer, predictor.image_size,
+            lambda x: normalize_batch(x.to(predictor.device), predictor.mean, predictor.std), root)
+    except ValueError as exc:
+        return serial, layer, None, None, f"{exc}."
+    except Exception as exc:
+        return serial, layer, None, None, describe_exception(exc)
+    return serial, layer, result, pixels.numpy(), ""
 
 
 def _data_root(run: str) -> str:
@@ -119,6 +149,9 @@ class InspectPane(ModelPaneMixin, QWidget):
         self._builder.result.connect(self._on_inspection)
         self._cam_runner = QtTaskRunner("studio-grad-cam", self)
         self._cam_runner.result.connect(self._on_cam)
+        self._patch_runner = QtTaskRunner("studio-top-patches", self)
+        self._patch_runner.result.connect(self._on_patches)
+        self._patches_for: tuple[int, str] | None = None  # (serial, layer) shown or asked for
         self._build()
         state.current_run_changed.connect(self._on_run_changed)
         state.inspect_requested.connect(self._on_inspect_requested)
@@ -182,13 +215,26 @@ class InspectPane(ModelPaneMixin, QWidget):
         self.tabs = QTabWidget()
         self.maps_view = QtFeatureMapsView()
         self.filters_view = QtFiltersView()
+        self.maps_view.title_for = self.filters_view.title_for = self.layer_title
         self.filters_view.first_layer_requested.connect(self._on_first_layer)
         self.cam_view = QtCamView()
         self.cam_view.class_changed.connect(self._request_cam)
         self.cam_view.opacity_changed.connect(self._redraw_cam)
         self.tabs.addTab(self.maps_view, "Feature maps")
-        self.tabs.addTab(self.filters_view, "Learned filters")
+        self.tabs.addTab(self.filters_view, "First-layer filters")
         self.tabs.addTab(self.cam_view, "Where it looks (Grad-CAM)")
+        self.patches_view = QtTopPatchesView()
+        self.patches_view.requested.connect(self._request_patches)
+        self.tabs.addTab(self.patches_view, "What a channel responds to")
+        self.tabs.setTabToolTip(MAPS_TAB, "How strongly each channel of the chosen layer responds, position by "
+                                "position, to this image")
+        self.tabs.setTabToolTip(FILTERS_TAB, "The first layer's filters: the small colour patterns the network "
+                                "looks for in the pixels")
+        self.tabs.setTabToolTip(CAM_TAB, "Which parts of this image raised the score of a class (Grad-CAM)")
+        self.tabs.setTabToolTip(PATCHES_TAB, "For each channel of the chosen layer, the pieces of training images "
+                                "that excite it most: what it has learned to detect")
+        self.neighbours = QtNeighbours()
+        self.tabs.addTab(self.neighbours, "Nearest training images")
         self.tabs.currentChanged.connect(self._on_tab)
         split.addWidget(self.tabs)
         split.setSizes([380, 800])
@@ -213,7 +259,8 @@ class InspectPane(ModelPaneMixin, QWidget):
         self._serial += 1
         self.answer_label.setText("Looking inside…")
         self.file_label.setText(self.image_path)
-        self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path)
+        self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path,
+                             self.state.current_run)
 
     @Slot(str)
     def _on_run_changed(self, run: str) -> None:
@@ -244,7 +291,7 @@ class InspectPane(ModelPaneMixin, QWidget):
 
     @Slot(object)
     def _on_inspection(self, value: object) -> None:
-        serial, inspection, error, words = value  # type: ignore[misc]
+        serial, inspection, error, words, explained = value  # type: ignore[misc]
         if serial != self._serial:
             return
         self.words = words
@@ -256,9 +303,20 @@ class InspectPane(ModelPaneMixin, QWidget):
         self._heat = None
         self.image_view.set_array(inspection.pixels.numpy() if inspection.pixels is not None else None)
         (label, p), *_ = inspection.top(1)
+        prediction = explained[0] if explained else None
+        if prediction is not None and prediction.top:
+            label, p = prediction.top[0]  # calibrated, as everywhere a prediction is shown
         truth = labelled_class(self.state.current_run, self.image_path)
         verdict = "" if not truth else (" ✓" if truth == label else f" — labelled {truth}")
-        self.answer_label.setText(f"Predicted: {label} ({100 * p:.1f}%){verdict}")
+        if prediction is not None and prediction.unfamiliar:
+            self.answer_label.setText(f"Not like the training images — closest class {label} ({100 * p:.1f}%), "
+                                      "a guess")
+        else:
+            self.answer_label.setText(f"Predicted: {label} ({100 * p:.1f}%){verdict}")
+        self.neighbours.show_result(prediction, self.predictor.space if self.predictor else "",
+                                    explained[1] if explained else [], explained[2] if explained else "")
+        if prediction is not None and prediction.unfamiliar:
+            self.tabs.setCurrentIndex(NEAREST_TAB)
         self.file_label.setText(f"{Path(self.image_path).name} — as the model sees it: {inspection.x.shape[-1]}×"
                                 f"{inspection.x.shape[-2]} px")
         self.file_label.setToolTip(self.image_path)
@@ -315,7 +373,13 @@ class InspectPane(ModelPaneMixin, QWidget):
         if tab == MAPS_TAB:
             self.maps_view.show_layer(self.inspection, self.layer)
         elif tab == FILTERS_TAB:
-            self.filters_view.show_layer(self.inspection, self._filter_layer())
+            layer, convs = self._filter_layer(), self._convolutions()
+            if convs and layer != convs[0] and any(layer == c or c.startswith(f"{layer}.") for c in convs[1:]):
+                self.filters_view.show_deeper()
+            else:
+                self.filters_view.show_layer(self.inspection, layer)
+        elif tab == PATCHES_TAB:
+            self._request_patches()
 
     @Slot(int)
     def _on_tab(self, tab: int) -> None:
@@ -336,6 +400,42 @@ class InspectPane(ModelPaneMixin, QWidget):
         convs = self._convolutions()
         if convs:
             self.select_layer(convs[0])
+
+    # ------------------------------------------------------------------------------------ top patches
+
+    @Slot()
+    def _request_patches(self) -> None:
+        if self.inspection is None or self.predictor is None or not self.layer:
+            return
+        if (self._serial, self.layer) == self._patches_for:
+            return
+        if not self.inspection.layer(self.layer).has_maps:
+            self._patches_for = None
+            self.patches_view.show_waiting("This part gives numbers, not a map of the image: choose a block "
+                                           "higher in the list.")
+            return
+        self._patches_for = (self._serial, self.layer)
+        self.patches_view.show_waiting("Looking through the training images for what excites each channel…")
+        self._patch_runner.submit(_top_patches, self._serial, self.state.current_run, self.predictor, self.layer)
+
+    @Slot(object)
+    def _on_patches(self, value: object) -> None:
+        serial, layer, result, pixels, error = value  # type: ignore[misc]
+        if (serial, layer) != self._patches_for:
+            return
+        if result is None:
+            self._patches_for = None
+            self.patches_view.show_waiting(error)
+            return
+        self.patches_view.show_result(result, pixels, self.layer_title(layer))
+
+    def layer_title(self, name: str) -> str:
+        """"Block 2" while the list is in words (for the first convolution inside a block too), else the name."""
+        if self.torch_names.isChecked():
+            return name
+        row = next((r for r in self.words if not r.is_stage and (r.layer == name or any(
+            name == m or name.startswith(f"{m}.") for m in r.modules))), None)
+        return row.title if row is not None else name
 
     # ------------------------------------------------------------------------------------ Grad-CAM
 
@@ -404,5 +504,5 @@ class InspectPane(ModelPaneMixin, QWidget):
 
     def shutdown(self) -> None:
         """Wait for the model load, the recorded pass and Grad-CAM: no thread outlives the window."""
-        for runner in (self.loader, self._builder, self._cam_runner):
+        for runner in (self.loader, self._builder, self._cam_runner, self._patch_runner):
             runner.shutdown()

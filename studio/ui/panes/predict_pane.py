@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.atomic import StorageError, write_bytes
 from studio.core.images import IMAGE_EXTENSIONS
 from studio.core.predict import Prediction, Predictor, expand_inputs, write_csv
 from studio.ui.panes.predict_worker import TOP_K, PredictWorker
@@ -81,8 +82,10 @@ class PredictPane(ModelPaneMixin, QWidget):
         layout.addWidget(self.banner)
         tools = QHBoxLayout()
         self.add_button = QPushButton("Add images…")
+        self.add_button.setToolTip("Choose image files to classify with the current model")
         self.add_button.clicked.connect(self._on_add_files)
         self.folder_button = QPushButton("Add a folder…")
+        self.folder_button.setToolTip("Classify every image in a folder and its sub-folders")
         self.folder_button.clicked.connect(self._on_add_folder)
         self.paste_button = QPushButton("Paste image")
         self.paste_button.setToolTip("Classify the picture on the clipboard (Ctrl+V)")
@@ -99,15 +102,23 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.threshold.valueChanged.connect(self._on_threshold)
         tools.addWidget(self.threshold)
         self.only_flagged = QCheckBox("Only flagged rows")
+        self.only_flagged.setToolTip("Show only the images marked ⚠: the ones worth a second look")
         self.only_flagged.toggled.connect(self._on_only_flagged)
         tools.addWidget(self.only_flagged)
+        self.only_unfamiliar = QCheckBox("Only unfamiliar")
+        self.only_unfamiliar.setToolTip("Show only the images that are not like the training images")
+        self.only_unfamiliar.toggled.connect(self._on_only_unfamiliar)
+        tools.addWidget(self.only_unfamiliar)
         tools.addStretch(1)
         self.inspect_button = QPushButton("Inspect")
         self.inspect_button.setToolTip("Look inside the model for this image (Inspect page)")
         self.inspect_button.clicked.connect(self._on_inspect)
         self.csv_button = QPushButton("Export CSV…")
+        self.csv_button.setToolTip("Save the table (file, top classes, probabilities) as a CSV file for a "
+                                   "spreadsheet")
         self.csv_button.clicked.connect(self._on_export_csv)
         self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Empty the table; the images themselves are not touched")
         self.clear_button.clicked.connect(self.clear)
         for b in (self.inspect_button, self.csv_button, self.clear_button):
             tools.addWidget(b)
@@ -116,6 +127,7 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m images")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop classifying; the rows done so far stay")
         self.stop_button.clicked.connect(self._on_stop)
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.stop_button)
@@ -185,7 +197,11 @@ class PredictPane(ModelPaneMixin, QWidget):
         if image.isNull() or not image.save(buffer, "PNG"):
             self.banner.show_message("The pasted data is not a picture that can be read.", "error")
             return ""
-        path.write_bytes(bytes(buffer.data()))
+        try:
+            write_bytes(path, bytes(buffer.data()))
+        except StorageError as exc:
+            self.banner.show_message(str(exc), "error")
+            return ""
         return str(path)
 
     def _start(self) -> None:
@@ -198,6 +214,7 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.table_model.clear()
         self.single.set_picture(None)
         self.only_flagged.setChecked(False)
+        self.only_unfamiliar.setChecked(False)
         self.stack.setCurrentIndex(TABLE if len(self.inputs) > 1 else EMPTY)
         if self.predictor is None:
             self._request_model()
@@ -306,6 +323,10 @@ class PredictPane(ModelPaneMixin, QWidget):
     @Slot(bool)
     def _on_only_flagged(self, on: bool) -> None:
         self.table.proxy.set_only_flagged(on)
+
+    @Slot(bool)
+    def _on_only_unfamiliar(self, on: bool) -> None:
+        self.table.proxy.set_only_unfamiliar(on)
 
     @Slot()
     def _on_stop(self) -> None:

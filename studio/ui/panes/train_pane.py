@@ -20,11 +20,13 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import ConfigError
+from studio.core.words import count
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading
 from studio.ui.widgets.recipe_form import QtRecipeForm
 from studio.ui.widgets.run_list import QtRunList, run_label
+from studio.ui.widgets.run_options import QtRunOptions
 from studio.ui.workers import QtWorkerThread, TrainWorker
 
 PAGE_OF_FIELD = {"data": "Data", "augment": "Augment", "model": "Model", "train": "Train"}
@@ -57,6 +59,7 @@ class TrainPane(QWidget):
         self._live_label = "this run"
         self._epochs = 0
         self._epoch_clock: tuple[int, float, int] | None = None  # epoch, time of its first batch report, batch
+        self._idle_text = "Press Start to train a model with the settings of every page."
         self._build()
         state.run_state_changed.connect(self._update_buttons)
         state.report_changed.connect(self._update_buttons)
@@ -75,6 +78,8 @@ class TrainPane(QWidget):
         lv.setContentsMargins(0, 0, 6, 0)
         self.recipe = QtRecipeForm(self.state)
         lv.addWidget(self.recipe)
+        self.options = QtRunOptions(self.state)
+        lv.addWidget(self.options)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
@@ -83,9 +88,19 @@ class TrainPane(QWidget):
         self.start_button.clicked.connect(self._on_start)
         self.pause_button.clicked.connect(self._on_pause)
         self.stop_button.clicked.connect(self._on_stop)
+        self.start_button.setToolTip("Train a new model with the settings of every page (Data, Augment, Model "
+                                     "and the recipe above)")
+        self.pause_button.setToolTip("Hold the run after the current batch, for example to use the computer; "
+                                     "Resume goes on where it stopped")
+        self.stop_button.setToolTip("End the run after the current batch; the best model so far is kept and the "
+                                    "run can be continued later")
         for b in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
         lv.addLayout(buttons)
+        self.start_reason = QLabel()
+        self.start_reason.setObjectName("hint")
+        self.start_reason.setWordWrap(True)
+        lv.addWidget(self.start_reason)
         lv.addWidget(heading("Runs in this project"))
         self.run_list = QtRunList()
         self.run_list.selection_changed.connect(self._on_runs_selected)
@@ -183,10 +198,18 @@ class TrainPane(QWidget):
             self.worker.resume()
             self.state.set_run_state("training", self._epoch_text())
             self._epoch_clock = None  # the pause must not count into the ETA
+            self._append("Resumed.")
+            self.progress.setFormat("Resumed — waiting for the next batch")
+            self.eta_label.setText("Resumed: the time left appears again after a few batches.")
         elif self.state.run_state in ("preparing", "training"):
             self.worker.pause()
             self.state.set_run_state("paused", self.state.run_detail)
             self._append("Paused: training waits after the current batch. Resume to go on.")
+            self._show_paused()
+
+    def _show_paused(self) -> None:
+        self.progress.setFormat("Paused")
+        self.eta_label.setText("Paused. Press Resume to go on; nothing is lost while it waits.")
 
     @Slot()
     def _on_stop(self) -> None:
@@ -198,14 +221,34 @@ class TrainPane(QWidget):
     @Slot()
     def _update_buttons(self) -> None:
         state, active = self.state.run_state, self._run is not None
-        self.start_button.setEnabled(not active and self.state.report is not None and self.state.report.usable)
+        reason = self.start_blocker()
+        self.start_button.setEnabled(not active and not reason)
+        self.start_button.setToolTip(reason or "Train a new model with the settings of every page")
+        self.start_reason.setText("" if active else reason)
+        self.start_reason.setVisible(bool(reason) and not active)
+        if not active:
+            self.eta_label.setText(reason or self._idle_text)
         self.pause_button.setEnabled(active and state in ("preparing", "training", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(active and state != "stopping")
         runs = self.run_list.selected_runs()
         self.continue_button.setEnabled(
             not active and len(runs) == 1 and runs[0].status in ("stopped", "failed", "interrupted")
-            and (Path(runs[0].folder) / "last.pt").is_file())
+            # A run stopped in its first epoch has no checkpoint yet; it starts again from its recipe.
+            and any((Path(runs[0].folder) / name).is_file() for name in ("last.pt", "config.json")))
+
+    def start_blocker(self) -> str:
+        """Why Start cannot be pressed now, in words; "" when it can."""
+        report = self.state.report
+        if self._run is not None or self.state.running:
+            return "A run is going: stop it before starting another."
+        if report is None:
+            return "Start needs a data folder: choose one on the Data page."
+        if not report.usable:
+            with_images = sum(1 for n in report.counts().values() if n)
+            return (f"Start needs at least two classes with images; the data folder has "
+                    f"{count(with_images, 'class', 'classes')} with usable images.")
+        return ""
 
     # ------------------------------------------------------------------------------------ worker → window
 
@@ -232,8 +275,7 @@ class TrainPane(QWidget):
         self._epochs = info["epochs"]
         self._append(f"Run folder: {info['run_dir']}")
         self._append(f"{len(info['classes'])} classes; {info['train_images']} training, {info['val_images']} "
-                     f"validation, {info['test_images']} test images; {info['device']}, {info['precision']}; "
-                     f"{info['trainable_parameters']:,} of {info['parameters']:,} parameters learn")
+                     f"validation, {info['test_images']} test images; {info['device']}, {info['precision']}")
         for note in info["notes"]:
             self._append(f"Note: {note}")
         if self.state.run_state == "preparing":
@@ -242,6 +284,9 @@ class TrainPane(QWidget):
 
     @Slot(dict)
     def _on_batch(self, info: dict) -> None:
+        if self.state.run_state == "paused":
+            self._show_paused()  # the batch that was running when Pause was pressed
+            return
         now = time.monotonic()
         if self._epoch_clock is None or self._epoch_clock[0] != info["epoch"]:
             self._epoch_clock = (info["epoch"], now, info["batch"])
@@ -270,7 +315,9 @@ class TrainPane(QWidget):
                      f"accuracy {_pct(info['train_acc'])}; validation loss "
                      f"{'—' if info['val_loss'] is None else format(info['val_loss'], '.4f')}, accuracy "
                      f"{_pct(info['val_acc'])}; {info['seconds']:.1f} s{best}")
-        if not self.run_list.selected_runs():
+        selected = self.run_list.selected_runs()
+        self._refresh_runs()  # the runs table shows this epoch and the best figure so far
+        if not selected:
             self.plot.set_runs([(self._live_label, self.live)], planned=self._epochs)
         if self.state.run_state == "training":
             self.state.set_run_state("training", self._epoch_text())
@@ -278,7 +325,7 @@ class TrainPane(QWidget):
     @Slot(dict)
     def _on_finished(self, result: dict) -> None:
         words = {"finished": "Finished", "stopped": "Stopped", "early-stopped": "Stopped early (no more progress)"}
-        text = (f"{words.get(result['status'], result['status'])} after {result['epochs_done']} epoch(s): best "
+        text = (f"{words.get(result['status'], result['status'])} after {count(result['epochs_done'], 'epoch')}: best "
                 f"validation accuracy {_pct(result['best_val_acc'])} at epoch {result['best_epoch']}.")
         if result.get("test_acc") is not None:
             text += f" Held-out test accuracy: {_pct(result['test_acc'])}."
@@ -298,9 +345,10 @@ class TrainPane(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("Not running")
-        self.eta_label.setText("Press Start to train again, or select runs on the left to compare their curves.")
         self.state.set_run_state("idle")
         self.state.runs_changed.emit()
+        self._update_buttons()
+        self._idle_text = "Press Start to train again, or select runs on the left to compare their curves."
         self._update_buttons()
 
     # ------------------------------------------------------------------------------------ earlier runs

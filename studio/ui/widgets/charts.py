@@ -25,6 +25,8 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from studio.core.fonts import use_system_fonts
+from studio.core.words import axis_scale
 from studio.ui.workers import QtTaskRunner
 
 MIN_DRAW_INTERVAL_MS = 250
@@ -40,6 +42,7 @@ warnings.filterwarnings("ignore", message=r"Glyph .* missing from font", categor
 
 def render(draw: DrawFn, width: int, height: int, ratio: float = 1.0) -> tuple[np.ndarray, dict]:
     """Draw into a fresh Agg figure of width × height logical pixels; (RGBA pixels, what draw returned)."""
+    use_system_fonts()  # class names in any script the system has a font for
     figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI * ratio, layout="constrained")
     info = draw(figure) or {}
     canvas = FigureCanvasAgg(figure)
@@ -225,6 +228,10 @@ def draw_training(runs: list[tuple[str, list[dict[str, Any]]]], placeholder: str
     points: dict[tuple[int, str], list[tuple[float, float]]] = {}
     compare = len(runs) > 1
     last = max([planned, 2] + [int(r["epoch"]) for _, rows in runs for r in rows])
+    # The learning rate in plain numbers with its unit in the title ("× 10⁻⁴"), never an offset label.
+    lr_unit, lr_text = axis_scale([float(r["lr"]) for _, rows in runs for r in rows if _finite(r.get("lr"))])
+    if lr_text:
+        ax_lr.set_title(f"Learning rate ({lr_text})", fontsize=FONT + 1)
     for i, (_label, rows) in enumerate(runs):
         style = RUN_STYLES[i % len(RUN_STYLES)]
         for ax, key, colour, name, scale in (
@@ -235,12 +242,12 @@ def draw_training(runs: list[tuple[str, list[dict[str, Any]]]], placeholder: str
             xy = [(float(r["epoch"]), float(r[key]) * scale) for r in rows if _finite(r.get(key))]
             if xy:
                 xs, ys = zip(*xy)
-                ax.plot(xs, ys, style, color=colour, marker="o", markersize=3, label=name)
+                shown = [y / lr_unit for y in ys] if key == "lr" else ys
+                ax.plot(xs, shown, style, color=colour, marker="o", markersize=3, label=name)
                 points[(i, key)] = xy
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.set_xlim(0.5, last + 0.5)
-    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
-    ax_lr.yaxis.get_offset_text().set_fontsize(FONT)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax_acc.set_ylim(-2, 102)
     colours = [Line2D([], [], color=TRAIN_COLOUR, marker="o", markersize=3, label="train"),
                Line2D([], [], color=VAL_COLOUR, marker="o", markersize=3, label="validation")]

@@ -16,7 +16,8 @@ from studio.core.errors import ExportError
 from studio.core.export import SUFFIX, default_output, export_model
 from studio.ui.workers import QtTaskRunner, describe_exception
 
-FORMATS = (("onnx", "ONNX (.onnx) — for ONNX Runtime, OpenCV, other languages"),
+FORMATS = (("package", "Model package (folder) — for labs and programs: model, model card, script"),
+           ("onnx", "ONNX (.onnx) — for ONNX Runtime, OpenCV, other languages"),
            ("pt2", "PyTorch (.pt2) — for PyTorch programs"),
            ("torchscript", "TorchScript (.pt) — older PyTorch programs (being retired)"))
 
@@ -29,6 +30,9 @@ def _export(source: str, fmt: str, out: str) -> tuple[str, str]:
         return str(exc), "error"
     except Exception as exc:
         return describe_exception(exc), "error"
+    if done.format == "package":
+        return (f"Saved the model package {done.path}: the model, a model card (README.md) with its figures on "
+                "images it never saw, and predict.py, which runs it with onnxruntime, Pillow and numpy only."), "info"
     return (f"Saved {done.path} and {done.sidecar.name} beside it (class names, input format). The model takes "
             "RGB images of any size with values 0–255 and does the resizing and normalisation itself."), "info"
 
@@ -46,8 +50,11 @@ class QtExportBox(QGroupBox):
         self.format_combo = QComboBox()
         for key, text in FORMATS:
             self.format_combo.addItem(text, key)
+        self.format_combo.setToolTip("The file format for other programs: ONNX for most tools and languages, "
+                                     ".pt2 for PyTorch programs. Resizing and normalization are inside the file.")
         row.addWidget(self.format_combo)
         self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save this run's best model as a file another program can use")
         self.export_button.clicked.connect(self._on_export)
         row.addWidget(self.export_button)
         self.status = QLabel("")
@@ -82,6 +89,9 @@ class QtExportBox(QGroupBox):
             self.export(fmt, out)
 
     def _ask_path(self, fmt: str, default: str) -> str:
+        if fmt == "package":  # a folder: ask where to put it, then name it after the default
+            parent = QFileDialog.getExistingDirectory(self, "Put the model package in…", str(Path(default).parent))
+            return str(Path(parent) / Path(default).name) if parent else ""
         suffix = SUFFIX[fmt]
         path, _ = QFileDialog.getSaveFileName(self, "Export the model", default, f"{fmt} files (*{suffix})")
         if path and not path.endswith(suffix):

@@ -25,6 +25,7 @@ class QtLayerTree(QTreeWidget):
         super().__init__(parent)
         self.setColumnCount(2)
         self.setHeaderLabels(["Layer (type)", "Output C×H×W"])
+        self.setColumnHidden(1, False)
         self.setUniformRowHeights(True)
         self.setIndentation(14)
         header = self.header()
@@ -45,7 +46,7 @@ class QtLayerTree(QTreeWidget):
         self.setHeaderLabels(["Part of the network", "Numbers learned"])
         stages: dict[int, QTreeWidgetItem] = {}
         for row in rows:
-            item = QTreeWidgetItem([row.line, plain_number(row.params) if row.params else ""])
+            item = QTreeWidgetItem([row.short, plain_number(row.params) if row.params else ""])
             item.setToolTip(0, f"{row.line}\n{plain_number(row.params)} numbers learned" if row.params else row.line)
             if row.is_stage:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
@@ -61,6 +62,7 @@ class QtLayerTree(QTreeWidget):
                     item.setForeground(col, self.palette().placeholderText())
             self._items[row.layer] = item
             (stages[row.stage].addChild if row.stage in stages else self.addTopLevelItem)(item)
+        self.setColumnHidden(1, True)  # the list is narrow: the numbers learned are in each row's tooltip
         self.expandAll()
         self.setCurrentItem(None)
         self.blockSignals(False)

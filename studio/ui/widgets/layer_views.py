@@ -43,6 +43,8 @@ class QtPager(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         self.back = QPushButton("◀")
         self.forward = QPushButton("▶")
+        self.back.setToolTip(f"The previous {what}")
+        self.forward.setToolTip(f"The next {what}")
         self.label = QLabel()
         for b, step in ((self.back, -1), (self.forward, 1)):
             b.setFixedWidth(34)
@@ -78,6 +80,7 @@ class QtFeatureMapsView(QWidget):
         super().__init__(parent)
         self.inspection: Inspection | None = None
         self.layer = ""
+        self.title_for = lambda name: name  # the pane shows "Block 2" in words, the module name otherwise
         self.maps: FeatureMaps | None = None
         self.selected = -1  # index into maps.maps (display order)
         layout = QHBoxLayout(self)
@@ -137,8 +140,8 @@ class QtFeatureMapsView(QWidget):
             self.grid.clear()
             size = math.prod(info.output_shape)
             self.grid.set_placeholder(
-                f"{layer} ({info.kind}) gives {size:,} numbers, not images: it comes after the spatial layers "
-                "(e.g. the classifier). Choose a layer higher in the list to see maps.")
+                f"{self.title_for(layer)} gives {size:,} numbers, not images: it comes after the layers that keep "
+                "a map of the picture. Choose a block higher in the list to see maps.")
             self.scale.hide()
             self._clear_detail()
             return
@@ -193,7 +196,8 @@ class QtFeatureMapsView(QWidget):
                                                   MAP_CMAP), smooth=True)
         else:
             self.detail.set_array(colourize(values, MAP_CMAP), smooth=False)
-        self.detail_label.setText(f"<b>Channel {channel}</b> of {self.layer}<br>{h}×{w} map, mean activation "
+        self.detail_label.setText(f"<b>Channel {channel}</b> of {self.title_for(self.layer)}<br>{h}×{w} map, "
+                                  f"mean activation "
                                   f"{mean:.3g}")
 
 
@@ -231,6 +235,7 @@ class QtFiltersView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.tiles: list[np.ndarray] = []
+        self.title_for = lambda name: name
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -245,11 +250,26 @@ class QtFiltersView(QWidget):
         self.pager.changed.connect(self._show_page)
         top.addWidget(self.pager)
         layout.addLayout(top)
-        self.grid = QtImageGrid(gap=8, framed=True)
+        self.grid = QtImageGrid(gap=8, max_cell=120, framed=True)
         layout.addWidget(self.grid, 1)
         self.legend = QtColourBar(FILTER_CMAP)
         layout.addWidget(self.legend)
-        layout.addWidget(hint("Each filter is scaled on its own, so its pattern is visible whatever its strength."))
+        self.explanation = hint("Each square is one filter of the first layer, enlarged: the small colour and "
+                                "light–dark pattern it looks for in the pixels, each scaled on its own.")
+        layout.addWidget(self.explanation)
+
+    def show_deeper(self) -> None:
+        """Deeper filters are stacks of numbers that do not read as pictures: say where to look instead."""
+        self.tiles = []
+        self.pager.reset(0)
+        self.grid.clear()
+        self.title.setText("")
+        self.legend.hide()
+        self.explanation.hide()
+        self.grid.set_placeholder("Filters deeper than the first layer combine the channels before them and do "
+                                  "not read as pictures. The tab \u201cWhat a channel responds to\u201d shows "
+                                  "what they detect in your training images; \u201cShow the first layer\u201d "
+                                  "shows the filters that look at the pixels.")
 
     def show_layer(self, inspection: Inspection, layer: str) -> None:
         try:
@@ -262,8 +282,9 @@ class QtFiltersView(QWidget):
             self.title.setText("")
             self.legend.hide()
             return
+        self.explanation.setVisible(weights.shape[1] == 3)
         self.tiles, what = filter_tiles(weights)
-        self.title.setText(f"<b>{layer}</b>: {what}")
+        self.title.setText(f"<b>{self.title_for(layer)}</b>: {what}")
         self.legend.setVisible(weights.shape[1] != 3)
         self.legend.set_scale(-1, 1, "weight: negative · zero · positive", "−", "+")
         self.pager.reset(len(self.tiles))
@@ -289,6 +310,8 @@ class QtCamView(QWidget):
         top.addWidget(QLabel("Evidence for class:"))
         self.class_combo = QComboBox()
         self.class_combo.setMinimumContentsLength(24)
+        self.class_combo.setToolTip("The class whose evidence is shown: the predicted one first, then the others "
+                                    "by probability")
         self.class_combo.currentIndexChanged.connect(self._on_class)
         top.addWidget(self.class_combo)
         top.addSpacing(12)
@@ -297,6 +320,7 @@ class QtCamView(QWidget):
         self.opacity.setRange(10, 90)
         self.opacity.setValue(45)
         self.opacity.setFixedWidth(140)
+        self.opacity.setToolTip("How strongly the heat map covers the image")
         self.opacity.valueChanged.connect(self.opacity_changed)
         top.addWidget(self.opacity)
         top.addStretch(1)

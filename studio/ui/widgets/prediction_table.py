@@ -24,14 +24,15 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
 
-from studio.core.predict import Prediction
+from studio.core.predict import UNFAMILIAR_MESSAGE, Prediction
 from studio.ui.widgets.common import array_to_pixmap, hint
 
-COLUMNS = ("Image", "File", "Predicted", "Confidence", "Top 3")
-IMAGE, FILE, PREDICTED, CONFIDENCE, TOP3 = range(len(COLUMNS))
+COLUMNS = ("Image", "File", "Predicted", "Confidence", "Like the training images?", "Top 3")
+IMAGE, FILE, PREDICTED, CONFIDENCE, VERDICT, TOP3 = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole
 THUMB = 40
 LOW_BACKGROUND, ERROR_FOREGROUND = QColor("#fff1d6"), QColor("#b3261e")
+UNFAMILIAR_BACKGROUND = QColor("#fde2e0")
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -74,6 +75,9 @@ class PredictionTableModel(QAbstractTableModel):
         errors = sum(1 for p in self.predictions if p.error)
         return errors, sum(1 for p in self.predictions if self.is_low(p))
 
+    def unfamiliar_count(self) -> int:
+        return sum(1 for p in self.predictions if p.unfamiliar)
+
     # ------------------------------------------------------------------------------------ Qt model
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt override)
@@ -87,7 +91,9 @@ class PredictionTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return {CONFIDENCE: "The probability of the predicted class; click to sort, least sure first"}.get(section)
+            return {CONFIDENCE: "The probability of the predicted class; click to sort, least sure first",
+                    VERDICT: "Whether the image looks like the images the model was trained on. For an image "
+                             "unlike them the predicted class is only a guess."}.get(section)
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -104,11 +110,15 @@ class PredictionTableModel(QAbstractTableModel):
             if p.error:
                 return f"{p.path}\nCannot be used: {p.error}"
             lines = [p.path] + [f"{c}: {100 * v:.2f}%" for c, v in p.top]
+            if p.unfamiliar:
+                lines.append(f"{UNFAMILIAR_MESSAGE} (unfamiliarity {p.score:.2f}; above 1 is unlike them)")
             if self.is_low(p):
                 lines.append(f"Low confidence: below {100 * self.low_confidence:.0f}%")
             return "\n".join(lines)
         if role == Qt.ItemDataRole.ForegroundRole and p.error and col != IMAGE:
             return QBrush(ERROR_FOREGROUND)
+        if role == Qt.ItemDataRole.BackgroundRole and p.unfamiliar:
+            return QBrush(UNFAMILIAR_BACKGROUND)
         if role == Qt.ItemDataRole.BackgroundRole and self.is_low(p):
             return QBrush(LOW_BACKGROUND)
         if role == Qt.ItemDataRole.TextAlignmentRole and col == CONFIDENCE:
@@ -121,7 +131,10 @@ class PredictionTableModel(QAbstractTableModel):
         if p.error:
             return {PREDICTED: "unusable", TOP3: p.error}.get(col, "")
         if col == PREDICTED:
-            return p.label
+            return f"{p.label}?" if p.unfamiliar else p.label
+        if col == VERDICT:
+            return {"unfamiliar": "⚠ No: treat with care", "familiar": "yes",
+                    "unavailable": "not checked (older model)"}[p.verdict]
         if col == CONFIDENCE:
             return ("⚠ " if self.is_low(p) else "") + f"{100 * p.confidence:.1f}%"
         if col == TOP3:
@@ -132,6 +145,8 @@ class PredictionTableModel(QAbstractTableModel):
     def _sort_key(p: Prediction, col: int, row: int) -> Any:
         if col == CONFIDENCE:
             return -1.0 if p.error else p.confidence
+        if col == VERDICT:
+            return -1.0 if p.score is None else -p.score  # least like the training images first
         if col == PREDICTED:
             return ("\uffff" + p.error) if p.error else p.label.lower()  # unusable files last
         if col == FILE:
@@ -142,29 +157,36 @@ class PredictionTableModel(QAbstractTableModel):
 
 
 class PredictionFilter(QSortFilterProxyModel):
-    """Sorts by the model's sort keys; with `only_flagged`, keeps unusable and low-confidence rows only."""
+    """Sorts by the model's sort keys; filters to flagged rows (unusable, unsure, unfamiliar) or unfamiliar ones."""
 
     def __init__(self, source: PredictionTableModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.setSourceModel(source)
         self.setSortRole(SORT_ROLE)
         self.only_flagged = False
+        self.only_unfamiliar = False
 
     def set_only_flagged(self, on: bool) -> None:
+        self._change(lambda: setattr(self, "only_flagged", on))
+
+    def set_only_unfamiliar(self, on: bool) -> None:
+        self._change(lambda: setattr(self, "only_unfamiliar", on))
+
+    def _change(self, apply) -> None:
         if hasattr(self, "endFilterChange"):  # Qt 6.10+, where invalidateFilter() is deprecated
             self.beginFilterChange()
-            self.only_flagged = on
+            apply()
             self.endFilterChange()
         else:
-            self.only_flagged = on
+            apply()
             self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802 (Qt override)
-        if not self.only_flagged:
-            return True
         source: PredictionTableModel = self.sourceModel()  # type: ignore[assignment]
         p = source.predictions[row]
-        return bool(p.error) or source.is_low(p)
+        if self.only_unfamiliar and not p.unfamiliar:
+            return False
+        return not self.only_flagged or bool(p.error) or source.is_low(p) or bool(p.unfamiliar)
 
 
 class QtPredictionTable(QWidget):
@@ -194,6 +216,7 @@ class QtPredictionTable(QWidget):
         header.resizeSection(IMAGE, THUMB + 16)
         header.resizeSection(FILE, 260)
         header.resizeSection(CONFIDENCE, 100)
+        header.resizeSection(VERDICT, 190)
         header.setStretchLastSection(True)
         self.view.doubleClicked.connect(self._on_double_clicked)
         self.view.selectionModel().selectionChanged.connect(self.selection_changed)
@@ -211,6 +234,9 @@ class QtPredictionTable(QWidget):
     def update_summary(self, expected: int) -> None:
         errors, low = self.model.flagged()
         parts = [f"{self.model.rowCount()} of {expected} image(s)"]
+        unfamiliar = self.model.unfamiliar_count()
+        if unfamiliar:
+            parts.append(f"⚠ {unfamiliar} not like the training images (red rows: treat their answers with care)")
         if low:
             parts.append(f"⚠ {low} below {100 * self.model.low_confidence:.0f}% (amber rows: the model is unsure; "
                          "it names one of its classes even for a picture of something else)")

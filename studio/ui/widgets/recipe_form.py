@@ -68,6 +68,7 @@ class QtRecipeForm(QGroupBox):
         self.imbalance_combo.setToolTip("For classes of very different sizes")
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("optional, e.g. 'first try'")
+        self.name_edit.setToolTip("A name to recognise this run by in the runs table and when comparing curves")
         early = QHBoxLayout()
         early.addWidget(self.early_check)
         early.addWidget(self.early_spin, 1)

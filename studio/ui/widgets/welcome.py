@@ -26,10 +26,13 @@ class QtWelcome(QWidget):
                              "sub-folder per class, named after it: for example photos/cats and photos/dogs."))
         self.sample_button = QPushButton("Open the sample data set")
         self.sample_button.setObjectName("primary")
+        self.sample_button.setToolTip("A small made-up data set of shapes, to try every page before using your "
+                                      "own images")
         inner.addWidget(self.sample_button)
         inner.addWidget(hint(f"{len(SAMPLE_CLASSES)} kinds of shapes ({', '.join(SAMPLE_CLASSES)}), drawn on the "
                              "spot: train a classifier on them in about a minute, even without a GPU."))
         self.choose_button = QPushButton("Choose your own folder…")
+        self.choose_button.setToolTip("A folder with one sub-folder per class; nothing in it is ever changed")
         inner.addWidget(self.choose_button)
         inner.addWidget(hint("…or drop a folder anywhere onto this window."))
         row = QHBoxLayout()

@@ -1,0 +1,73 @@
+"""Near-duplicate grouping: copies re-encoded, resized or shifted group together; distinct pictures do not."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from studio.core.features import FeatureStore
+from studio.core.neardup import exact_copy_groups, group_lists, merge_groups, near_duplicate_groups
+
+
+def _scene(rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """A smooth random picture: blobs of colour, so shifted copies still correlate and distinct ones do not."""
+    small = (rng.random((6, 6, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def _variants(img: Image.Image) -> list[Image.Image]:
+    w, h = img.size
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=50)
+    shift = round(w * 0.05)
+    return [Image.open(io.BytesIO(buffer.getvalue())), img.resize((w * 3 // 4, h * 3 // 4)),
+            img.crop((shift, shift, w, h)).resize((w, h))]
+
+
+def test_planted_copies_group_and_distinct_pictures_stay_apart(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    data = tmp_path / "data"
+    data.mkdir()
+    paths: list[Path] = []
+    for i in range(14):
+        paths.append(data / f"scene{i}.png")
+        _scene(rng).save(paths[-1])
+    planted = []
+    for i in (0, 5):
+        for k, copy in enumerate(_variants(Image.open(paths[i]))):
+            paths.append(data / f"copy{i}_{k}.png")
+            copy.convert("RGB").save(paths[-1])
+            planted.append((i, len(paths) - 1))
+    store = FeatureStore(tmp_path / "project")
+    groups = near_duplicate_groups(store.embed_files(paths), thumbnails=store.thumbnails(paths))
+    assert all(groups[a] == groups[b] for a, b in planted)
+    assert sorted(len(g) for g in group_lists(groups)) == [4, 4]
+
+
+def test_chains_of_similar_rows_are_split() -> None:
+    # A walk where each step is close to the next but the ends are far apart: no one giant group.
+    rng = np.random.default_rng(0)
+    steps = [rng.normal(size=64)]
+    for _ in range(80):
+        steps.append(steps[-1] + rng.normal(scale=0.1, size=64))
+    feats = np.array(steps, dtype=np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    assert min(float(a @ b) for a, b in zip(feats, feats[1:])) >= 0.99  # linked end to end...
+    assert float(feats[0] @ feats[-1]) < 0.8  # ...yet the ends are different pictures
+    groups = near_duplicate_groups(feats, threshold=0.99)
+    sizes = [len(g) for g in group_lists(groups)]
+    assert max(sizes, default=1) <= 6
+
+
+def test_nan_rows_are_alone_and_exact_copies_merge() -> None:
+    feats = np.eye(4, dtype=np.float32)
+    feats[3] = np.nan
+    feats = np.vstack([feats, feats[0]])
+    groups = near_duplicate_groups(feats)
+    assert groups[0] == groups[4] and len(set(groups.tolist())) == 4
+    exact = exact_copy_groups(["a", "b", None, "b", None])
+    assert group_lists(exact) == [[1, 3]]
+    assert group_lists(merge_groups(groups, exact)) == [[0, 4], [1, 3]]
