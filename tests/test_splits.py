@@ -161,3 +161,40 @@ def test_run_records_groups_and_keeps_patients_together(tmp_path: Path) -> None:
         sides.setdefault(path.split("/")[1], set()).add(side)
     assert len(sides) == 8 and all(len(s) == 1 for s in sides.values())
     assert "Split by group" in (Path(result.run_dir) / "report.md").read_text()
+
+
+def test_planted_copies_found_from_the_pixels_never_straddle_a_split(tmp_path: Path) -> None:
+    """Resized, re-encoded and 5 % shifted copies of a picture land on one side, through the feature store."""
+    from PIL import Image
+
+    from studio.core.splits import near_duplicate_ids
+
+    skdata = pytest.importorskip("skimage.data")
+    photos = [skdata.astronaut(), skdata.coffee()]
+    paths, labels, origin = [], [], []
+    for cls in range(2):
+        folder = tmp_path / "d" / f"c{cls}"
+        folder.mkdir(parents=True)
+        for k in range(6):
+            y, x = 60 * (k // 3), 120 * (k % 3)  # six distinct parts of one photograph per class
+            big = Image.fromarray(photos[cls][y:y + 128, x:x + 128])
+            img = big.resize((64, 64))
+            variants = {"orig.png": img, "small.png": img.resize((48, 48)), "jpeg.jpg": img,
+                        "shift.png": big.crop((6, 6, 128, 128)).resize((64, 64))}
+            for name, im in variants.items():
+                path = folder / f"{k}_{name}"
+                im.save(path, quality=70) if name.endswith(".jpg") else im.save(path)
+                paths.append(str(path))
+                labels.append(cls)
+                origin.append(cls * 10 + k)
+    ids = near_duplicate_ids(str(tmp_path / "p"), paths)
+    for o in set(origin):
+        assert len({int(ids[i]) for i in range(len(paths)) if origin[i] == o}) == 1, o
+    assert len(set(ids.tolist())) == 12
+    rel = [p.split("/d/", 1)[1] for p in paths]
+    plan = plan_split(rel, [r.split("/")[0] for r in rel], labels, val_fraction=0.3, test_fraction=0.0, seed=1,
+                      duplicate_ids=ids)
+    sides: dict[int, set[str]] = {}
+    for (_, _, side), o in zip(plan.rows, origin):
+        sides.setdefault(o, set()).add(side)
+    assert all(len(s) == 1 for s in sides.values()) and {r[2] for r in plan.rows} == {"train", "val"}
