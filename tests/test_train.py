@@ -21,6 +21,7 @@ from tests.conftest import make_colour_folder, snapshot
 def tiny_config(root: Path, **train) -> RunConfig:
     cfg = RunConfig()
     cfg.data.root = str(root)
+    cfg.data.near_duplicates = False  # no feature pass per tiny run; tests/test_splits.py covers the grouping
     cfg.model.image_size = 24
     cfg.model.width = 8
     cfg.train.epochs = train.pop("epochs", 3)
