@@ -22,6 +22,7 @@ network's ("reference", when the feature store is installed). The space a run pi
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -39,6 +40,7 @@ from studio.core.config import RunConfig  # noqa: E402
 from studio.core.images import load_for_model, to_tensor  # noqa: E402
 from studio.core.predict import Predictor, expand_inputs  # noqa: E402
 from studio.core.train import Trainer  # noqa: E402
+from studio.core.trust import choose_space  # noqa: E402
 from studio.core.trust_fit import refit_run  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
@@ -202,12 +204,14 @@ def main() -> None:
             continue
         print(f"{name} — {kind}", flush=True)
         run_dir = train(data, work / "project", kind, epochs, args.reuse)
-        chosen = Predictor(run_dir).space
+        # What a run trained now would choose by itself (its setting through today's rule).
+        setting = json.loads((run_dir / "config.json").read_text())["train"].get("familiarity_space", "auto")
+        chosen = choose_space(setting, reference_available())
         for space in sorted(spaces, key=lambda s: s != chosen):  # the run's own choice first
             if space != Predictor(run_dir).space or args.refit:
                 refit_run(run_dir, space=space, project_folder=work / "project")
             measure(run_dir, own_test, foreign, photos, chosen)
-        if Predictor(run_dir).space != chosen:  # leave the run as training left it
+        if Predictor(run_dir).space != chosen:  # leave the run as training would leave it now
             refit_run(run_dir, space=chosen, project_folder=work / "project")
 
 
