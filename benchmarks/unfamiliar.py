@@ -16,7 +16,8 @@ EfficientNet-Lite0 pretrained with its backbone frozen) it prints:
 in each feature space the verdict can use: the network's own ("network") and the bundled ImageNet
 network's ("reference", when the feature store is installed). The space a run picks by itself is marked.
 
-    python benchmarks/unfamiliar.py [--work DIR] [--quick] [--only custom|pretrained]
+    python benchmarks/unfamiliar.py [--work DIR] [--quick] [--only custom|pretrained] [--direction photo|digits]
+                                    [--chosen-only] [--reuse] [--refit]
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/studio-unfamiliar")
     parser.add_argument("--quick", action="store_true", help="fewer epochs and images (a smoke test)")
     parser.add_argument("--only", choices=("custom", "pretrained"))
+    parser.add_argument("--direction", choices=("photo", "digits"), help="only the photo model or the digits model")
+    parser.add_argument("--chosen-only", action="store_true", help="measure only the space a run chooses itself")
     parser.add_argument("--foreign", type=int, default=400, help="foreign images per direction")
     parser.add_argument("--reuse", action="store_true", help="measure the runs of an earlier invocation again")
     parser.add_argument("--refit", action="store_true", help="fit calibration and familiarity again (current code)")
@@ -200,14 +203,14 @@ def main() -> None:
     # The quickest first: the from-scratch digits model trains longest.
     for kind, (name, data, own_test, foreign, photos) in (("custom", photo), ("pretrained", photo),
                                                           ("pretrained", digits), ("custom", digits)):
-        if args.only and kind != args.only:
+        if (args.only and kind != args.only) or (args.direction and (args.direction == "photo") != photos):
             continue
         print(f"{name} — {kind}", flush=True)
         run_dir = train(data, work / "project", kind, epochs, args.reuse)
         # What a run trained now would choose by itself (its setting through today's rule).
         setting = json.loads((run_dir / "config.json").read_text())["train"].get("familiarity_space", "auto")
         chosen = choose_space(setting, reference_available())
-        for space in sorted(spaces, key=lambda s: s != chosen):  # the run's own choice first
+        for space in sorted(spaces, key=lambda s: s != chosen)[:1 if args.chosen_only else None]:  # its choice first
             if space != Predictor(run_dir).space or args.refit:
                 refit_run(run_dir, space=space, project_folder=work / "project")
             measure(run_dir, own_test, foreign, photos, chosen)
