@@ -1,7 +1,8 @@
 """Does a model know when an image is unlike its training images? And does its confidence mean what it says?
 
 Two real data sets, each a stranger to the other:
-- photo crops: non-overlapping 64 px tiles of six scikit-image photographs (class = the photograph),
+- photo crops: non-overlapping 64 px tiles of six scikit-image photographs scaled to 960 px (class = the
+  photograph),
   every third column of tiles held out (disjoint regions spread over each photo);
 - digits: scikit-learn's handwritten digits as 32 px PNGs, every fifth image held out.
 
@@ -11,8 +12,8 @@ EfficientNet-Lite0 pretrained with its backbone frozen) it prints:
 - the share of foreign images flagged unfamiliar (target >= 90 %),
 - the share of the model's own held-out images flagged (target <= 10 %),
 - AUROC of the familiarity score (foreign vs own held-out),
-- for photo models, the calibration error (ECE) on the held-out crops before and after temperature scaling
-  (target <= 0.05 after),
+- the calibration error (ECE) on the model's own held-out images before and after temperature scaling
+  (target for the photo models <= 0.05 after), with the floor chance alone gives on so many images,
 in each feature space the verdict can use: the network's own ("network") and the bundled ImageNet
 network's ("reference", when the feature store is installed). The space a run picks by itself is marked.
 
@@ -159,7 +160,7 @@ def calibration(predictor: Predictor, folder: Path) -> str:
             f"{fitted.get('ece_after', nan):.3f}")
 
 
-def measure(run_dir: Path, own_test: Path, foreign: list[Path], photos: bool, chosen: str) -> None:
+def measure(run_dir: Path, own_test: Path, foreign: list[Path], chosen: str) -> None:
     predictor = Predictor(run_dir)
     space = predictor.space
     own = scores(predictor, expand_inputs([own_test]))
@@ -167,8 +168,7 @@ def measure(run_dir: Path, own_test: Path, foreign: list[Path], photos: bool, ch
     line = (f"  space {space:<9}{' (chosen)' if space == chosen else '         '} foreign flagged "
             f"{100 * (odd > 1).mean():5.1f}%   own held-out flagged {100 * (own > 1).mean():5.1f}%   "
             f"AUROC {auroc(own, odd):.3f}")
-    if photos:
-        line += calibration(predictor, own_test)
+    line += calibration(predictor, own_test)
     print(line, flush=True)
 
 
@@ -213,7 +213,7 @@ def main() -> None:
         for space in sorted(spaces, key=lambda s: s != chosen)[:1 if args.chosen_only else None]:  # its choice first
             if space != Predictor(run_dir).space or args.refit:
                 refit_run(run_dir, space=space, project_folder=work / "project")
-            measure(run_dir, own_test, foreign, photos, chosen)
+            measure(run_dir, own_test, foreign, chosen)
         if Predictor(run_dir).space != chosen:  # leave the run as training would leave it now
             refit_run(run_dir, space=chosen, project_folder=work / "project")
 
