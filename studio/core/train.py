@@ -41,6 +41,7 @@ from studio.core.project import Project, ProjectError
 from studio.core.randomness import RunRandom, private_dropout
 from studio.core.recipe import estimate_sentence, recommend
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
+from studio.core.run_words import time_up_sentence
 from studio.core.rundata import RunPixels, decode_images, prepare_pixels
 from studio.core.runfiles import split_counts
 from studio.core.runprep import (
@@ -262,9 +263,9 @@ class Trainer:
                 stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
             if status == "time-up":
-                self._rec.summary.notes.append(
-                    f"Training ended at epoch {self._state.epoch} of {ctx.config.train.epochs} to stay within the "
-                    "time budget; the best epoch's weights are kept.")
+                said = time_up_sentence(self._state.epoch, ctx.config.train.epochs)
+                self._rec.summary.notes.append(said)
+                self.callbacks.on_status(said)
                 return "finished"
             if status == "early-stopped":
                 break
