@@ -100,3 +100,25 @@ def test_advice_names_window_controls_not_setting_names() -> None:
         for d in diagnose(history, metrics, {"c0": 300, "c1": 60, "c2": 8}, 3):
             for name in ("train.", "data.", "model.", "augment.", "_fraction", "weighted-loss"):
                 assert name not in d.advice, (d.title, d.advice)
+
+
+def test_evaluate_names_a_leaky_split_from_the_projects_features(tmp_path) -> None:
+    """A run split without near-duplicate grouping on a folder of copies: Evaluate says the split may leak."""
+    import shutil
+
+    from studio.core.evaluate import evaluate_run
+    from studio.core.features import FeatureStore
+    from studio.core.train import Trainer
+    from tests.conftest import make_colour_folder
+    from tests.test_train import tiny_config
+
+    data = make_colour_folder(tmp_path / "data", per_class=10, size=24)
+    for png in sorted(data.rglob("*.png")):
+        shutil.copy(png, png.with_name(png.stem + "_copy.png"))  # every picture twice
+    project = tmp_path / "project"
+    FeatureStore(project).embed_files(sorted(str(p) for p in data.rglob("*.png")))  # as the split's pass leaves them
+    cfg = tiny_config(data, epochs=4)  # near-duplicate grouping off: copies land on both sides
+    result = Trainer(cfg, project=project).run()
+    assert result.status == "finished"
+    found = {d.title for d in evaluate_run(result.run_dir, split="val").diagnostics}
+    assert "The split may leak: validation images have near-copies in training" in found

@@ -24,6 +24,7 @@ from studio.core.atomic import write_with
 from studio.core.calibration import Reliability, plot_reliability, reliability
 from studio.core.errors import EvaluationError, ImageError
 from studio.core.images import load_for_model, to_tensor
+from studio.core.leakage import run_similarity
 from studio.core.metrics import (
     Diagnostic,
     Metrics,
@@ -225,19 +226,31 @@ def build_evaluation(run: Path, split: str, *, config: dict[str, Any], classes: 
     if scored.skipped:
         notes.append(f"{len(scored.skipped)} of the {scored.rows} {split} image(s) were skipped: "
                      "they could not be read now.")
-    train_counts = {c: 0 for c in classes}
-    for _, cls, s in read_split(run):
-        if s == "train" and cls in train_counts:
-            train_counts[cls] += 1
-    diagnostics = diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
-                           imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
-                           held_out=split != "train")
+    root = Path(config.get("data", {}).get("root", ""))
+    diagnostics = _diagnose(run, split, config, classes, metrics, scored.paths, list(y_true == y_pred), root)
     return Evaluation(
-        run_dir=str(run), split=split, classes=classes, data_root=str(Path(config.get("data", {}).get("root", ""))),
+        run_dir=str(run), split=split, classes=classes, data_root=str(root),
         checkpoint=checkpoint, metrics=metrics, images=images,
         most_wrong=most_wrong(scored.paths, y_true, p, most_wrong_k), diagnostics=diagnostics,
         skipped=scored.skipped, notes=notes, calibration=confidence,
     )
+
+
+def _diagnose(run: Path, split: str, config: dict[str, Any], classes: list[str], metrics: Metrics,
+              paths: list[str], correct: list[bool], root: Path) -> list[Diagnostic]:
+    """What to look at: from the history, the class sizes, and how like the training images these are."""
+    rows = read_split(run)
+    train_counts = {c: 0 for c in classes}
+    for _, cls, s in rows:
+        if s == "train" and cls in train_counts:
+            train_counts[cls] += 1
+    similarity = None
+    if split != "train":
+        train_paths = [p for p, _, s in rows if s == "train"]
+        similarity = run_similarity(run.parent.parent, root, train_paths, paths, correct)
+    return diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
+                    imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
+                    held_out=split != "train", similarity=similarity)
 
 
 def _read_config(run: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ similarity), never from the model being judged.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,23 @@ def split_similarity(train_features: np.ndarray, eval_features: np.ndarray, corr
         "acc_far": float(ok[~twin].mean()) if (~twin).any() else None,
         "evaluated": float(len(evals)),
     }
+
+
+def run_similarity(project_folder: str | Path, root: str | Path, train_paths: Sequence[str],
+                   eval_paths: Sequence[str], correct: Sequence[bool]) -> dict[str, float | None] | None:
+    """`split_similarity` from the features the run's split already stored (the near-duplicate pass);
+    None when they are not there: judging a figure must not cost a feature pass of its own."""
+    try:
+        from studio.core.features import FeatureStore
+    except ImportError:
+        return None
+    store = FeatureStore(project_folder)
+    files = [str(Path(root, *p.split("/"))) for p in list(train_paths) + list(eval_paths)]
+    features = store.cached(files)
+    train, evals = features[:len(train_paths)], features[len(train_paths):]
+    if np.isnan(train).any(axis=1).mean() > 0.5 or np.isnan(evals).any(axis=1).mean() > 0.5:
+        return None
+    return split_similarity(train, evals, correct)
 
 
 def leak_diagnostics(similarity: Mapping[str, float | None], history: Sequence[Mapping[str, Any]]

@@ -41,6 +41,7 @@ from studio.core.project import Project, ProjectError
 from studio.core.randomness import RunRandom, private_dropout
 from studio.core.recipe import estimate_sentence, recommend
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
+from studio.core.run_words import time_up_sentence
 from studio.core.rundata import RunPixels, decode_images, prepare_pixels
 from studio.core.runfiles import split_counts
 from studio.core.runprep import (
@@ -145,7 +146,7 @@ class Trainer:
         self._state = TrainState()
         self.project = open_project(self._project_arg, cfg)
         report, classes, rows, notes, pixels = self._prepare(cfg, started)
-        ctx, make = self._context(cfg, pixels, classes, started)
+        ctx, make = self._context(cfg, pixels, classes)
         stages = self._start(ctx, make, pixels, classes, notes)
         self._rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
         status = self._train_stages(ctx, make, stages)
@@ -188,8 +189,7 @@ class Trainer:
         rec.record_split(rows)
         return report, classes, rows, notes, pixels
 
-    def _context(self, cfg: RunConfig, pixels: RunPixels, classes: list[str], started: float
-                 ) -> tuple[StageContext, BatchMaker]:
+    def _context(self, cfg: RunConfig, pixels: RunPixels, classes: list[str]) -> tuple[StageContext, BatchMaker]:
         """The model (fresh or resumed), its loss and batches, and what every stage shares."""
         device, precision = self._device
         self.callbacks.on_status(f"Building {cfg.model.arch}")
@@ -209,7 +209,7 @@ class Trainer:
             callbacks=self.callbacks, stop=self.stop, world=self.world,
             save_epoch=lambda opt, stage, best, row: rec.save_epoch(model, opt, stage, best, row, self._state),
             resume_training=(self._resume or {}).get("training", {}), random=random,
-            deadline=started + cfg.train.time_limit if cfg.train.time_limit else 0.0)
+            deadline=time.time() + cfg.train.time_limit if cfg.train.time_limit else 0.0)
         return ctx, make
 
     def _after_training(self, ctx: StageContext, make: BatchMaker, pixels: RunPixels, root: str,
@@ -290,9 +290,9 @@ class Trainer:
                 stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
             if status == "time-up":
-                self._rec.summary.notes.append(
-                    f"Training ended at epoch {self._state.epoch} of {ctx.config.train.epochs} to stay within the "
-                    "time budget; the best epoch's weights are kept.")
+                said = time_up_sentence(self._state.epoch, ctx.config.train.epochs)
+                self._rec.summary.notes.append(said)
+                self.callbacks.on_status(said)
                 return "finished"
             if status == "early-stopped":
                 break
