@@ -181,6 +181,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not quiet and predictor.familiarity is None:
         print("note: this model predates the familiarity check; every verdict is 'unavailable' "
               "(retrain to get one)", file=sys.stderr)
+    elif not quiet:
+        from studio.core.trust import SPACE_WORDS
+
+        print(f"note: each image is compared with the training images by {SPACE_WORDS[predictor.space]}",
+              file=sys.stderr)
     for p in predictor.predict_paths(files, top_k=args.top_k):
         predictions.append(p)
         if not quiet:

@@ -221,7 +221,7 @@ class TrainConfig:
     time_limit: float = setting(0.0, "Time limit", "seconds of training after which the run ends with its best "
                                 "weights; 0 = none", low=0.0, high=1e7, unit="s", metavar="SECONDS")
     # After training: the share of validation images the "unlike the training images" limit lets pass,
-    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    # and which features it measures in ("auto": the bundled reference network's whenever it is installed).
     familiar_share: float = setting(0.95, "Familiar share", "share of validation images the 'unlike the training "
                                     "images' limit lets pass", low=0.5, high=0.999, metavar="SHARE")
     familiarity_space: str = setting("auto", "Familiarity measured in", "features the familiarity is measured in: "

@@ -61,8 +61,9 @@ class Confidence:
     temperature: float
     before: Reliability
     after: Reliability
-    unfamiliar: int  # evaluated images the familiarity check flags (about 5 % on validation, by design)
+    unfamiliar: int  # evaluated images the familiarity check flags
     space: str
+    share: float = 0.95  # the share of new images like the training images that the limit lets pass
 
     def to_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "ece_before": self.before.ece, "ece_after": self.after.ece,
@@ -124,7 +125,7 @@ class Scored:
     paths: list[str]  # as recorded in split.csv, in its order
     labels: list[int]
     logits: torch.Tensor  # [N, classes], before the temperature
-    unfamiliar: int = 0  # images the familiarity check flags (network space only; 0 otherwise)
+    unfamiliar: int = 0  # images the familiarity check flags, in whichever space it measures
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     rows: int = 0  # the split's rows in split.csv, read or not
 
@@ -136,6 +137,7 @@ class Trust:
     temperature: float = 1.0
     space: str = ""  # "" without a familiarity check
     calibrated: bool = False  # the checkpoint carries a temperature or a familiarity check
+    share: float = 0.95  # the share of images like the training images that the familiarity limit lets pass
 
 
 def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 64, most_wrong_k: int = 20,
@@ -150,8 +152,13 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     if not scored.paths:
         raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
                               f"(first problem: {scored.skipped[0][1]})")
+    if predictor.space == "reference":
+        files = [Path(root, *path.split("/")) for path in scored.paths]
+        scored.unfamiliar = reference_flags(predictor.familiarity, run, files)
+    familiarity = predictor.familiarity
     trust = Trust(predictor.temperature, predictor.space, "temperature" in predictor.calibration
-                  or predictor.temperature != 1.0 or predictor.familiarity is not None)
+                  or predictor.temperature != 1.0 or familiarity is not None,
+                  familiarity.share if familiarity is not None else 0.95)
     return build_evaluation(run, split, config=config, classes=predictor.classes, scored=scored, trust=trust,
                             checkpoint=predictor.checkpoint_path, most_wrong_k=most_wrong_k)
 
@@ -186,7 +193,7 @@ def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch
         if batch:
             features, z = predictor.features_and_logits(torch.stack(batch))
             logits.append(z)
-            if predictor.space == "network":  # free here; a reference space would read every file again
+            if predictor.space == "network":  # free here; a reference space reads the files below
                 scored.unfamiliar += int((predictor.familiarity.score(features) > 1).sum())
             batch.clear()
 
@@ -217,7 +224,7 @@ def build_evaluation(run: Path, split: str, *, config: dict[str, Any], classes: 
     confidence = None
     if trust.calibrated:
         confidence = Confidence(trust.temperature, reliability(torch.softmax(scored.logits, 1).numpy(), y_true),
-                                reliability(p, y_true), scored.unfamiliar, trust.space)
+                                reliability(p, y_true), scored.unfamiliar, trust.space, trust.share)
     y_pred = p.argmax(axis=1)
     metrics = compute_metrics(confusion_matrix(y_true, y_pred, len(classes)), classes)
     images = [EvaluatedImage(path, int(t), int(q), [float(v) for v in row])
@@ -273,6 +280,20 @@ def _run_message(run: Path) -> str:
 
 
 # ---------------------------------------------------------------- writing
+
+
+def reference_flags(familiarity: Any, run: Path, files: list[Path]) -> int:
+    """How many files the reference-space check flags: through the project's feature store when the run
+    sits in a project (training and validation images are already there), else embedded here."""
+    from studio.core.features import FOLDER
+    from studio.core.reference import reference_embedder, reference_picture
+
+    project = run.parent.parent
+    if (project / FOLDER).is_dir():
+        features = reference_embedder(project).embed_files(files)
+    else:
+        features = torch.as_tensor(reference_embedder().embed_images([reference_picture(f) for f in files]))
+    return int((familiarity.score(features) > 1).sum())
 
 
 def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) -> tuple[Path, Path]:
@@ -348,9 +369,13 @@ def confidence_markdown(ev: Evaluation) -> list[str]:
              f"**{percent(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction "
              "uses.",
              "", f"![Reliability diagram: confidence against observed accuracy]({RELIABILITY_PNG})"]
-    if c.space == "network":
+    if c.space:
+        from studio.core.trust import SPACE_WORDS
+
         lines += ["", f"{c.unfamiliar} of these images ({percent(c.unfamiliar / max(ev.metrics.total, 1))}) are "
-                  "flagged as not like the training images (on validation images about 5 % are, by design)."]
+                  f"flagged as not like the training images, compared by {SPACE_WORDS.get(c.space, c.space)}. "
+                  f"The limit lets about {percent(c.share)} of new images like the training images pass; the "
+                  "training and validation images it was fitted on are flagged less often."]
     return lines
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio.core.evaluate import Evaluation, Scored, Trust, build_evaluation
+from studio.core.evaluate import Evaluation, Scored, Trust, build_evaluation, reference_flags
 from studio.core.familiarity import Familiarity
 from studio.core.runfiles import read_split
 from studio.core.trust import stored_familiarity, stored_temperature
@@ -51,9 +51,13 @@ class PassResult:
         """What `evaluate_run(run_dir, split)` would return, without reading a file again; None if not known."""
         done = self.passes.get(split)
         trust = trust_of(self.fields)
-        scored = scored_from_pass(run_dir, split, done, self.paths, stored_familiarity(self.fields)) if done else None
+        familiarity = stored_familiarity(self.fields)
+        scored = scored_from_pass(run_dir, split, done, self.paths, familiarity) if done else None
         if scored is None:
             return None
+        if familiarity is not None and familiarity.space == "reference":  # the project's stored features
+            root = Path(str(config.get("data", {}).get("root", "")))  # type: ignore[union-attr]
+            scored.unfamiliar = reference_flags(familiarity, run_dir, [Path(root, *p.split("/")) for p in scored.paths])
         return build_evaluation(run_dir, split, config=config, classes=self.classes, scored=scored, trust=trust,
                                 checkpoint=str(run_dir / "best.pt"))
 
@@ -101,4 +105,5 @@ def trust_of(fields: Mapping[str, object]) -> Trust:
     calibration = fields.get("calibration")
     stated = isinstance(calibration, Mapping) and "temperature" in calibration
     return Trust(temperature, familiarity.space if familiarity else "",
-                 stated or temperature != 1.0 or familiarity is not None)
+                 stated or temperature != 1.0 or familiarity is not None,
+                 familiarity.share if familiarity is not None else 0.95)

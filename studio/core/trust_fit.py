@@ -58,7 +58,7 @@ def _fit(passes, split, rows, root, config, project_folder, callbacks, should_st
     feats = {s: passes[s].features for s in ("train", "val") if s in passes}
     labels = {s: passes[s].labels for s in feats}
     val_logits = passes["val"].logits if "val" in passes else torch.zeros(0, 1)
-    space = choose_space(config.train.familiarity_space, config.model.pretrained, reference_available())
+    space = choose_space(config.train.familiarity_space, reference_available())
     space_feats = dict(feats)
     if space == "reference":
         embedder = reference_embedder(project_folder)
