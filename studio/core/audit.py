@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.dataset import ScanReport
+from studio.core.errors import Cancelled
 from studio.core.features import FeatureStore
 from studio.core.neardup import exact_copy_groups, group_lists, merge_groups, near_duplicate_groups
 
@@ -76,6 +77,7 @@ def run_audit(report: ScanReport, project_folder: str | Path, *, folds: int = FO
     `split_of` maps file to "train"/"val"/"test" from a past run, to find duplicates that leaked.
     """
     store = FeatureStore(project_folder)
+    stop = should_stop or (lambda: False)
     good = report.good
     paths = [report.abspath(r) for r in good]
     feats = store.embed_files(paths, progress=progress, should_stop=should_stop)
@@ -87,7 +89,11 @@ def run_audit(report: ScanReport, project_folder: str | Path, *, folds: int = FO
     feats, thumbs = feats[ok], thumbs[ok]
     files = [r.path for r in records]
     labels = np.array([report.classes.index(r.class_name) for r in records], dtype=np.int64)
+    if stop():
+        raise Cancelled()
     probs = out_of_fold_probabilities(feats, labels, len(report.classes), folds=folds)
+    if stop():
+        raise Cancelled()
     suspects = rank_suspects(probs, labels, report.classes, files)
     hashes = store.hashes(paths)
     hashes = [h for h, k in zip(hashes, ok) if k]

@@ -2,9 +2,10 @@
 
 The audit runs on a worker thread (the features take time the first time);
 corrections are made from the keyboard so a queue of a hundred images takes
-minutes: R gives an image the suggested class, X leaves it out of training,
-U restores it, N moves on. Corrections go to the project, never to the folder,
-and the Data page counts follow at once.
+minutes, with the same keys as the Evaluate gallery (studio.ui.widgets.label_review):
+R gives an image the suggested class, X leaves it out of training, U restores it,
+N moves on. Corrections go to the project, never to the folder, and the Data page
+counts follow at once. A check can be stopped; it leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import QPoint, Qt, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QImage, QKeySequence, QMouseEvent, QPixmap, QShortcut
+from PySide6.QtGui import QDesktopServices, QImage, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -33,6 +34,7 @@ from studio.core.audit import AuditResult, run_audit
 from studio.core.cache import Cancelled
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import heading, make_table
+from studio.ui.widgets.label_review import KEYS_HINT, QtLabelReview, ReviewItem, correction_text
 from studio.ui.workers import CancellableWorker, QtWorkerThread
 
 SUSPECT_COLUMNS = ("Image", "Labelled", "Looks like", "Suspicion", "Correction")
@@ -120,20 +122,26 @@ class AuditPane(QWidget):
         self.state = state
         self.result: AuditResult | None = None
         self._thread: QtWorkerThread | None = None
+        self._stopping = False
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Check labels"))
         layout.addWidget(QLabel("Finds images whose label looks wrong, copies of one picture, and images unlike "
                                 "the rest. Corrections stay in the project; your folder is never changed.\n"
-                                "Keys: R use the suggested class · X leave out of training · U undo · N next"))
+                                + KEYS_HINT))
         row = QHBoxLayout()
         self.check_button = QPushButton("Check labels")
         self.check_button.setToolTip("Look at every image of the folder and list the labels that look wrong, "
                                      "copies and outliers (the first check of a folder takes longest)")
         self.check_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the check; the images already looked at are kept for next time")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.hide()
         self.progress = QProgressBar()
         self.progress.hide()
         self.status = QLabel("")
         row.addWidget(self.check_button)
+        row.addWidget(self.stop_button)
         row.addWidget(self.progress)
         row.addWidget(self.status, 1)
         layout.addLayout(row)
@@ -145,11 +153,9 @@ class AuditPane(QWidget):
         self.tabs.addTab(self.duplicates, "Duplicates")
         self.tabs.addTab(self.map, "Map")
         layout.addWidget(self.tabs, 1)
-        for key, action in (("R", self.relabel_current), ("X", self.exclude_current), ("U", self.restore_current),
-                            ("N", self.next_row)):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(action)
+        self.review = QtLabelReview(state, self.suspects, self._current, self.next_row)
+        self.review.edited.connect(self._refresh_corrections)
+        self.review.failed.connect(self.status.setText)
 
     @Slot()
     def start(self) -> None:
@@ -165,9 +171,17 @@ class AuditPane(QWidget):
         self._thread = QtWorkerThread(worker, "audit")
         self._thread.finished.connect(self._on_finished)
         self.check_button.setEnabled(False)
+        self.stop_button.show()
         self.progress.show()
         self.status.setText("Looking at every image (only the first time takes long)…")
         self._thread.start()
+
+    @Slot()
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._thread.cancel()
+            self.status.setText("Stopping…")
 
     @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
@@ -176,9 +190,13 @@ class AuditPane(QWidget):
 
     @Slot()
     def _on_finished(self) -> None:
+        stopped, self._stopping = self._stopping, False
         self._thread = None
         self.check_button.setEnabled(True)
+        self.stop_button.hide()
         self.progress.hide()
+        if stopped:
+            self.status.setText("Stopped. The images already looked at are kept; the next check starts from there.")
 
     @Slot(object)
     def show_result(self, result: AuditResult) -> None:
@@ -199,33 +217,21 @@ class AuditPane(QWidget):
             self.suspects.selectRow(0)
             self.suspects.setFocus()
 
-    def _current(self) -> tuple[int, str, str] | None:
+    def _current(self) -> ReviewItem | None:
         row = self.suspects.currentRow()
         if self.result is None or not 0 <= row < len(self.result.suspected_labels):
             return None
         s = self.result.suspected_labels[row]
-        return row, s.file, s.suggested
-
-    def _edit(self, action: str) -> None:
-        current = self._current()
-        report = self.state.raw_report
-        if current is None or report is None:
-            return
-        row, file, suggested = current
-        labels.record_edit(self.state.project, report, file, action, suggested if action == "relabel" else "")
-        self.state.set_report(report)
-        self._refresh_corrections()
-        if action != "restore":
-            self.next_row()
+        return ReviewItem(self.result.root, s.file, s.suggested)
 
     def relabel_current(self) -> None:
-        self._edit("relabel")
+        self.review.apply("relabel")
 
     def exclude_current(self) -> None:
-        self._edit("exclude")
+        self.review.apply("exclude")
 
     def restore_current(self) -> None:
-        self._edit("restore")
+        self.review.apply("restore")
 
     def next_row(self) -> None:
         row = self.suspects.currentRow()
@@ -233,10 +239,8 @@ class AuditPane(QWidget):
             self.suspects.selectRow(row + 1)
 
     def _refresh_corrections(self) -> None:
-        if self.result is None or self.state.raw_report is None:
+        if self.result is None:
             return
-        fixes = labels.corrections(self.state.project, self.state.raw_report)
+        fixes = self.review.corrections(self.result.root)
         for row, s in enumerate(self.result.suspected_labels):
-            fix = fixes.get(s.file)
-            text = "" if fix is None else "left out" if fix.excluded else f"now {fix.new_class}"
-            self.suspects.setItem(row, 4, QTableWidgetItem(text))
+            self.suspects.setItem(row, 4, QTableWidgetItem(correction_text(fixes.get(s.file))))

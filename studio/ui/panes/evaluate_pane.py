@@ -4,7 +4,8 @@
 worker, and also writes report.md and confusion.png into the run folder, exactly as
 `studio evaluate` does. The view draws the `Evaluation`: a clickable confusion matrix, per-class
 precision / recall / F1, the confident mistakes and the plain-language diagnostics. Clicking an
-image sends it to Inspect through the shared state.
+image sends it to Inspect through the shared state. The image lists take the same label
+corrections as the Audit page (keys R, X, U, N and a right-click menu), stored in the project.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
 from studio.ui.widgets.confusion_view import QtConfusionMatrix
 from studio.ui.widgets.export_box import QtExportBox
+from studio.ui.widgets.label_review import KEYS_HINT, QtLabelReview, ReviewItem, correction_text
 from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
 from studio.ui.workers import QtTaskRunner, describe_exception
 
@@ -50,6 +52,7 @@ MAX_CELL_IMAGES = 300
 ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
 WRONG_TAB, CELL_TAB = range(2)
 PATH_ROLE = Qt.ItemDataRole.UserRole
+FILE_ROLE = Qt.ItemDataRole.UserRole + 1  # (path relative to the data folder, predicted class, caption)
 
 
 def _evaluate(serial: int, run: str, split: str) -> tuple[int, Evaluation | None, str]:
@@ -185,7 +188,8 @@ class EvaluatePane(QWidget):
         wrong_page = QWidget()
         wv = QVBoxLayout(wrong_page)
         wv.addWidget(hint("The mistakes the model was surest about: wrong labels and real blind spots hide here. "
-                          "Click one to look inside the model for it."))
+                          "Click one to look inside the model for it. To correct its label (in the project, "
+                          "never in your folder): " + KEYS_HINT.removeprefix("Keys: ").replace("suggested", "model's")))
         wv.addWidget(self.wrong_list, 1)
         self.tabs.addTab(wrong_page, "Most confident mistakes")
         cell_page = QWidget()
@@ -197,6 +201,7 @@ class EvaluatePane(QWidget):
         self.cell_list.itemClicked.connect(self._on_image_clicked)
         cv.addWidget(self.cell_list, 1)
         self.tabs.addTab(cell_page, "Images in a cell")
+        self.reviews = [self._review(self.wrong_list), self._review(self.cell_list)]
         rv.addWidget(self.tabs, 1)
         split.addWidget(right)
         split.setSizes([560, 520])
@@ -204,6 +209,36 @@ class EvaluatePane(QWidget):
         self.export_box = QtExportBox(lambda: self.state.current_run)
         self.export_box.finished.connect(self.banner.show_message)
         layout.addWidget(self.export_box)
+
+    def _review(self, images: QListWidget) -> QtLabelReview:
+        """Label corrections for the selected image of `images`, suggesting the class the model predicted."""
+        def current() -> ReviewItem | None:
+            item = images.currentItem()
+            if item is None or self.evaluation is None or not item.data(FILE_ROLE):
+                return None
+            file, predicted, _ = item.data(FILE_ROLE)
+            return ReviewItem(self.evaluation.data_root, file, predicted)
+
+        def advance() -> None:
+            if images.currentRow() + 1 < images.count():
+                images.setCurrentRow(images.currentRow() + 1)
+
+        review = QtLabelReview(self.state, images, current, advance)
+        review.edited.connect(lambda *_: self._show_corrections(images))
+        review.failed.connect(lambda message: self.banner.show_message(message, "error"))
+        return review
+
+    def _show_corrections(self, images: QListWidget) -> None:
+        """Each image's caption says how its label stands corrected in the project."""
+        if self.evaluation is None or not images.count():
+            return
+        fixes = self.reviews[0].corrections(self.evaluation.data_root)
+        for i in range(images.count()):
+            item = images.item(i)
+            if item.data(FILE_ROLE):
+                file, _, caption = item.data(FILE_ROLE)
+                note = correction_text(fixes.get(file))
+                item.setText(f"{caption}\n{note}" if note else caption)
 
     # ------------------------------------------------------------------------------------ evaluating
 
@@ -292,6 +327,7 @@ class EvaluatePane(QWidget):
         if not ev.most_wrong:
             self.wrong_list.addItem("No mistakes on these images.")
         self._load_thumbnails("wrong", self.wrong_list)
+        self._show_corrections(self.wrong_list)
 
     @staticmethod
     def _diagnostics_html(ev: Evaluation) -> str:
@@ -316,6 +352,7 @@ class EvaluatePane(QWidget):
         item = QListWidgetItem(self._blank, text)  # the thumbnail replaces the blank when it is loaded
         full = str(ev.abspath(path))
         item.setData(PATH_ROLE, full)
+        item.setData(FILE_ROLE, (path, ev.classes[predicted], text))
         item.setToolTip(f"{full}\ntrue class: {ev.classes[true]}\npredicted: {ev.classes[predicted]} "
                         f"({100 * p:.1f}%)\nClick to inspect it")
         target.addItem(item)
@@ -352,6 +389,7 @@ class EvaluatePane(QWidget):
         self.tabs.setCurrentIndex(CELL_TAB)
         self.tabs.setTabText(CELL_TAB, f"{ev.classes[true]} → {ev.classes[predicted]} ({len(images)})")
         self._load_thumbnails("cell", self.cell_list)
+        self._show_corrections(self.cell_list)
 
     @Slot(QListWidgetItem)
     def _on_image_clicked(self, item: QListWidgetItem) -> None:
