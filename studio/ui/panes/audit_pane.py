@@ -30,14 +30,14 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core import labels
-from studio.core.audit import AuditResult, run_audit
+from studio.core.audit import AuditResult, odds_text, run_audit
 from studio.core.cache import Cancelled
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import heading, make_table
 from studio.ui.widgets.label_review import KEYS_HINT, QtLabelReview, ReviewItem, correction_text
 from studio.ui.workers import CancellableWorker, QtWorkerThread
 
-SUSPECT_COLUMNS = ("Image", "Labelled", "Looks like", "Suspicion", "Correction")
+SUSPECT_COLUMNS = ("Image", "Labelled", "Looks like", "Times likelier", "Correction")
 
 
 class AuditWorker(CancellableWorker):
@@ -205,8 +205,11 @@ class AuditPane(QWidget):
                             f"wrong, {len(result.duplicates)} groups of duplicates, {len(result.outliers)} outliers.")
         self.suspects.setRowCount(len(result.suspected_labels))
         for row, s in enumerate(result.suspected_labels):
-            for col, text in enumerate((s.file, s.given, s.suggested, f"{s.score:.2f}", "")):
+            for col, text in enumerate((s.file, s.given, s.suggested, odds_text(s.score), "")):
                 self.suspects.setItem(row, col, QTableWidgetItem(text))
+            self.suspects.item(row, 3).setToolTip(
+                f"A model that never saw this image finds {s.suggested} {odds_text(s.score)} likelier than "
+                f"{s.given} ({100 * s.confidence_suggested:.3g}% against {100 * s.confidence_given:.3g}%)")
         self.duplicates.setRowCount(len(result.duplicates))
         for row, g in enumerate(result.duplicates):
             self.duplicates.setItem(row, 0, QTableWidgetItem(g.kind))
