@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from studio.core import labels
 from studio.core.audit import AuditResult, odds_text, run_audit
 from studio.core.cache import Cancelled
+from studio.core.fonts import use_system_fonts
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import heading, make_table
 from studio.ui.widgets.label_review import KEYS_HINT, QtLabelReview, ReviewItem, correction_text
@@ -67,24 +69,30 @@ class QtDatasetMap(QLabel):
         self.root = ""
 
     def show_result(self, result: AuditResult, size: tuple[int, int] = (640, 480)) -> None:
+        use_system_fonts()  # class names in any script, not boxes
         fig = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
         canvas = FigureCanvasAgg(fig)
-        ax = fig.add_axes((0.02, 0.02, 0.70, 0.96))
+        ax = fig.add_axes((0.02, 0.10, 0.68, 0.88))
         xy = result.map_xy
         classes = sorted(set(result.given))
-        colours = {c: f"C{i % 10}" for i, c in enumerate(classes)}
+        palette = "tab10" if len(classes) <= 10 else "tab20"
+        colours = {c: matplotlib.colormaps[palette](i % 20) for i, c in enumerate(classes)}
         for c in classes:
             rows = [i for i, g in enumerate(result.given) if g == c]
-            ax.scatter(xy[rows, 0], xy[rows, 1], s=10, color=colours[c], label=c)
+            ax.scatter(xy[rows, 0], xy[rows, 1], s=12, color=colours[c], label=f"filed under {c}")
         index = {f: i for i, f in enumerate(result.files)}
         suspects = [index[s.file] for s in result.suspected_labels if s.file in index]
         dups = [index[f] for g in result.duplicates for f in g.files if f in index]
-        ax.scatter(xy[suspects, 0], xy[suspects, 1], s=60, facecolors="none", edgecolors="black",
+        ax.scatter(xy[dups, 0], xy[dups, 1], s=22, marker="+", linewidths=0.8, color="#5f6368",
+                   label="has a near copy")
+        ax.scatter(xy[suspects, 0], xy[suspects, 1], s=70, facecolors="none", edgecolors="black", linewidths=1.2,
                    label="label looks wrong")
-        ax.scatter(xy[dups, 0], xy[dups, 1], s=30, marker="x", color="black", label="duplicate")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        fig.text(0.02, 0.02, "One dot per image, coloured by its folder. Images the network sees as alike lie close "
+                 "together;\nthe axes have no units. A ringed dot among another colour is a label to check.",
+                 fontsize=8, color="#3c4043")
         canvas.draw()
         pixels = np.asarray(canvas.buffer_rgba())
         height = pixels.shape[0]
@@ -147,7 +155,10 @@ class AuditPane(QWidget):
         layout.addLayout(row)
         self.tabs = QTabWidget()
         self.suspects = make_table(SUSPECT_COLUMNS)
-        self.duplicates = make_table(("Kind", "Images"))
+        self.duplicates = make_table(("Images", "Kind"))
+        self.duplicates.horizontalHeaderItem(1).setToolTip(
+            "label conflict: copies filed under different classes (one label is wrong); leak: copies a past run "
+            "used for both training and validation; same class: copies that count twice in training")
         self.map = QtDatasetMap()
         self.tabs.addTab(self.suspects, "Labels that look wrong")
         self.tabs.addTab(self.duplicates, "Duplicates")
@@ -212,9 +223,9 @@ class AuditPane(QWidget):
                 f"{s.given} ({100 * s.confidence_suggested:.3g}% against {100 * s.confidence_given:.3g}%)")
         self.duplicates.setRowCount(len(result.duplicates))
         for row, g in enumerate(result.duplicates):
-            self.duplicates.setItem(row, 0, QTableWidgetItem(g.kind))
-            self.duplicates.setItem(row, 1, QTableWidgetItem(", ".join(g.files)))
-        self.map.show_result(result)
+            self.duplicates.setItem(row, 0, QTableWidgetItem(", ".join(g.files)))
+            self.duplicates.setItem(row, 1, QTableWidgetItem(g.kind))
+        self.map.show_result(result, (max(640, self.tabs.width() - 24), max(480, self.tabs.height() - 48)))
         self._refresh_corrections()
         if result.suspected_labels:
             self.suspects.selectRow(0)
