@@ -68,13 +68,20 @@ def near_duplicate_groups(features: np.ndarray, *, threshold: float | None = Non
             _pairs_above(clean, valid, CANDIDATE_THRESHOLD, top=CANDIDATES),
             _pairs_above(_pixel_vectors(thumbnails), valid, CANDIDATE_THRESHOLD, top=CANDIDATES)]), axis=0)
         scores = pixel_match(thumbnails, pairs)
+        known = dict(zip(map(tuple, pairs.tolist()), scores.tolist()))  # a group's pairs are mostly scored here
         pairs = pairs[scores >= limit]
         scores = scores[scores >= limit]
+
     def all_pairs(members: np.ndarray) -> np.ndarray:
         local = np.argwhere(np.triu(np.ones((len(members), len(members)), dtype=bool), k=1))
         if thumbnails is None:
             return np.einsum("ij,ij->i", clean[members[local[:, 0]]], clean[members[local[:, 1]]])
-        return pixel_match(thumbnails, members[local])
+        wanted = members[local]
+        found = np.array([known.get(pair, np.nan) for pair in map(tuple, wanted.tolist())], dtype=np.float32)
+        missing = np.isnan(found)
+        if missing.any():
+            found[missing] = pixel_match(thumbnails, wanted[missing])
+        return found
 
     groups = np.arange(n, dtype=np.int64)
     for members in _components(n, pairs):
@@ -181,18 +188,20 @@ def _fine_match(thumbnails: np.ndarray, targets: np.ndarray, pairs: np.ndarray) 
     full = np.nan_to_num(np.asarray(thumbnails, dtype=np.float32))
     side = full.shape[1]
     blur = (full[:, :-1, :-1] + full[:, 1:, :-1] + full[:, :-1, 1:] + full[:, 1:, 1:]) / 4  # centres at k + 1
+    used, local = np.unique(pairs, return_inverse=True)  # only the images of these pairs are resampled
+    local = local.reshape(-1, 2)
+    blur, targets = blur[used], _unit(targets[used])
     best = np.full(len(pairs), -1.0, dtype=np.float32)
     grid = (np.arange(_MATCH_SIZE) + 0.5 - _MATCH_SIZE / 2) / _MATCH_SIZE
     for scale in _FINE_SCALES:
         window = side / scale
         reach = (side - window) / 2 + 1.0
         for dy in np.arange(-reach, reach + 1e-6, 1.0):
-            ys = side / 2 + dy + grid * window
-            rows = _bilinear(blur, ys, axis=1)
+            rows = _bilinear(blur, side / 2 + dy + grid * window, axis=1)
             for dx in np.arange(-reach, reach + 1e-6, 1.0):
-                sampled = _bilinear(rows, side / 2 + dx + grid * window, axis=2)
+                sampled = _unit(_bilinear(rows, side / 2 + dx + grid * window, axis=2))
                 for src, dst in ((0, 1), (1, 0)) if scale > 1 else ((0, 1),):
-                    score = _correlation(sampled[pairs[:, src]], targets[pairs[:, dst]])
+                    score = np.einsum("ij,ij->i", sampled[local[:, src]], targets[local[:, dst]])
                     np.maximum(best, score, out=best)
     return best
 
@@ -208,18 +217,12 @@ def _bilinear(images: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
     return np.take(images, low, axis=axis) * (1 - weight) + np.take(images, low + 1, axis=axis) * weight
 
 
-def _detail(views: np.ndarray) -> np.ndarray:
-    """The views' differences between neighbouring pixels: two smooth crops of one scene share gradients of
-    light but not their fine structure, which a copy keeps."""
-    return np.concatenate([np.diff(views, axis=1).reshape(len(views), -1),
-                           np.diff(views, axis=2).reshape(len(views), -1)], axis=1)
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1) - a.reshape(len(a), -1).mean(axis=1, keepdims=True)
-    b = b.reshape(len(b), -1) - b.reshape(len(b), -1).mean(axis=1, keepdims=True)
-    denom = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
-    return np.where(denom > 1e-3, np.einsum("ij,ij->i", a, b) / np.maximum(denom, 1e-3), 0.0).astype(np.float32)
+def _unit(views: np.ndarray) -> np.ndarray:
+    """Views flattened, centred and scaled to length 1 (flat ones stay 0): dot products are correlations."""
+    flat = views.reshape(len(views), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(flat, axis=1, keepdims=True)
+    return np.where(norm > 1e-3, flat / np.maximum(norm, 1e-3), 0.0).astype(np.float32)
 
 
 def _pixel_vectors(thumbnails: np.ndarray) -> np.ndarray:
