@@ -16,7 +16,7 @@ from typing import Any
 
 from studio import cli_audit, cli_doctor, cli_evaluate_export
 from studio.cli_options import add_config_options, apply_options, given
-from studio.core.config import FAMILIARITY_SPACES
+from studio.core.config import BUDGETS, FAMILIARITY_SPACES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--project", metavar="DIR", help="project folder for runs and the database")
     p.add_argument("--name", help="a name for the run")
+    p.add_argument("--budget", choices=BUDGETS, help="time for the recommended settings: minute (default), "
+                   "ten-minutes or best")
+    p.add_argument("--manual", action="store_true",
+                   help="use the settings as given instead of the recommended ones")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(p)  # every config field, from its metadata: --epochs, --val, --momentum, --hflip, ...
@@ -83,10 +87,18 @@ def _config_from_args(args: argparse.Namespace):
     if not cfg.data.root:
         raise CliError("--data: give the image folder (one sub-folder per class)")
     if not args.config:  # a saved config already made these choices
+        cfg.recipe.mode = "manual" if args.manual else "recommended"
         if "model.arch" in values and "model.image_size" not in values:
             cfg.model.image_size = arch_defaults(cfg.model.arch, pick_weights=False)["image_size"]
         if "model.pretrained" in values and "model.mode" not in values:
             cfg.model.mode = mode_for_weights(cfg.model.pretrained, before, cfg.model.mode)
+    if args.budget:
+        cfg.recipe.budget = args.budget
+    # What the user set by hand the recipe leaves alone; the data folder and the split are not its choice anyway.
+    pinned = set(cfg.recipe.pinned) | {key for key in values if key != "data.root"}
+    if "model.arch" in values and "model.image_size" not in values:
+        pinned.add("model.image_size")
+    cfg.recipe.pinned = sorted(pinned)
     if args.name:
         cfg.name = args.name
     return cfg.validate()
@@ -114,7 +126,7 @@ def _resume_epochs(args: argparse.Namespace) -> int | None:
     """A resumed run keeps its own settings: --epochs trains it further, anything else is refused, never ignored."""
     names = args.cfg_options  # field -> its option, as generated for this parser
     given_options = sorted(names[key] for key in given(args) if key != "train.epochs")
-    given_options += ["--" + name for name in ("config", "name") if getattr(args, name, None)]
+    given_options += ["--" + name for name in ("config", "name", "budget", "manual") if getattr(args, name, None)]
     if given_options:
         option = given_options[0]
         raise CliError(f"{option}: a resumed run continues with its own settings (only --epochs can change); "
@@ -234,10 +246,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {project.folder}")
         return 0
-    print(f"{'id':>3}  {'run':<32} {'arch':<20} {'status':<14} {'epochs':>6} {'best val acc':>12}")
+    print(f"{'id':>3}  {'run':<32} {'arch':<20} {'status':<14} {'epochs':>6} {'test acc':>8} {'best val acc':>12}")
     for r in runs:
         best = "—" if r.best_metric is None else f"{100 * r.best_metric:.1f}%"
-        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {r.status:<14} {r.epochs_done:>6} {best:>12}")
+        test = "—" if r.test_acc is None else f"{100 * r.test_acc:.1f}%"
+        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {r.status:<14} {r.epochs_done:>6} {test:>8} "
+              f"{best:>12}")
     return 0
 
 

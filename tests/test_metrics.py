@@ -144,7 +144,7 @@ def test_diagnose_small_and_imbalanced_classes() -> None:
     [small] = [d for d in found if d.title == "Some classes have very few images"]
     assert "c1 (6)" in small.detail and "c0" not in small.detail
     [imb] = [d for d in found if d.title == "Classes are imbalanced"]
-    assert imb.severity == "warning" and "weighted-loss" in imb.advice and "20.0×" in imb.detail
+    assert imb.severity == "warning" and "Class sizes: weighted loss" in imb.advice and "20.0×" in imb.detail
     already = diagnose(good, None, {"c0": 120, "c1": 30}, 2, imbalance_setting="weighted-loss")
     [imb] = [d for d in already if d.title == "Classes are imbalanced"]
     assert imb.severity == "info" and "already on" in imb.advice

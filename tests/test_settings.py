@@ -12,7 +12,8 @@ from studio.core.config import RunConfig
 from studio.core.errors import ConfigError
 from studio.core.policies import arch_defaults, mode_for_weights
 
-FREE_TEXT = {"train.device": "cpu"}  # fields without a list of choices: a value that differs from the default
+# Fields without a list of choices: a value that differs from the default.
+FREE_TEXT = {"train.device": "cpu", "data.group_by": "folder"}
 
 
 def _other_value(spec):

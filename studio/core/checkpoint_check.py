@@ -57,6 +57,7 @@ def arch_config(data: Mapping[str, Any]) -> ModelConfig:
     known = {k: v for k, v in data["arch"].items() if k in ModelConfig.__dataclass_fields__}
     arch = ModelConfig(**known)
     arch.pretrained = "none"  # the state dict replaces whatever a pretrained load would give
+    arch.mode = "full"  # what trained says nothing about the network's shape (and "head" needs pretrained)
     return arch
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from studio.core.architectures import list_architectures
 from studio.core.errors import ConfigError
+from studio.core.group_rule import check_rule
 from studio.core.settings import FieldSpec, section_specs, setting, validate_section
 
 AUGMENT_PRESETS = ("none", "natural", "medical", "aerial")
@@ -25,7 +26,14 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 IMBALANCE = ("none", "weighted-loss", "balanced-sampler")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RECIPE_MODES = ("recommended", "applied", "manual")
+BUDGETS = ("minute", "ten-minutes", "best")
 FAMILIARITY_SPACES = ("auto", "network", "reference")
+# The held-out test share: -1 asks for the automatic rule, a share of AUTO_TEST_SHARE when every class
+# has at least TEST_FLOOR images (below that a test set would be too small to mean anything).
+AUTO_TEST = -1.0
+AUTO_TEST_SHARE = 0.2
+TEST_FLOOR = 30
 
 CONFIG_VERSION = 1
 
@@ -46,18 +54,26 @@ class DataConfig:
     root: str = setting("", "Image folder", "image folder: one sub-folder per class", option="--data", metavar="DIR")
     val_fraction: float = setting(0.2, "Validation", "share of images for validation", low=0.0,
                                   high=0.9, percent=True, option="--val", metavar="FRACTION")
-    test_fraction: float = setting(0.0, "Test", "share of images held out for a final test", low=0.0, high=0.9,
-                                   percent=True, option="--test", metavar="FRACTION")
+    test_fraction: float = setting(AUTO_TEST, "Test", "share of images held out for a final test; -1 = automatic: "
+                                   f"{AUTO_TEST_SHARE:g} when every class has at least {TEST_FLOOR} images, else none",
+                                   low=0.0, high=0.9, auto=AUTO_TEST, percent=True, option="--test",
+                                   metavar="FRACTION")
     seed: int = setting(0, "Seed", "random seed of the split, the first weights and the batch order", low=0,
                         high=2**31 - 1)
+    group_by: str = setting("", "Keep together", "keep related images on one side of the split: the sub-folder "
+                            "below each class folder (folder, or folder:N for deeper), or a file-name pattern with "
+                            "one group, e.g. '^(P\\d+)_'", option="--group-by", metavar="folder|folder:N|PATTERN")
+    near_duplicates: bool = setting(True, "Keep near-copies together", "near-copies of one picture (re-encoded, "
+                                    "resized, slightly shifted) stay on one side of the split")
     # Decoded images above this many megabytes spill from memory to a disk cache.
     cache_memory_mb: int = setting(2048, "Memory for images", "megabytes of decoded images kept in memory; the rest "
                                    "spill to a disk cache", low=0, high=1 << 20, unit="MB", metavar="MB")
 
     def validate(self) -> None:
         validate_section(self, "data")
-        if self.val_fraction + self.test_fraction >= 0.95:
+        if self.val_fraction + (AUTO_TEST_SHARE if self.test_fraction == AUTO_TEST else self.test_fraction) >= 0.95:
             raise ConfigError("data.val_fraction", "validation and test together leave too few training images")
+        check_rule(self.group_by)
 
 
 _CHANCE = dict(low=0.0, high=1.0, percent=True)
@@ -198,6 +214,8 @@ class TrainConfig:
     device: str = setting("auto", "Device", "where to train: auto takes a GPU when there is one; cuda:N one GPU of "
                           "several", metavar="auto|cpu|cuda|cuda:N|mps")
     channels_last: bool = setting(True, "Channels-last memory layout", "faster convolutions on most CPUs and GPUs")
+    time_limit: float = setting(0.0, "Time limit", "seconds of training after which the run ends with its best "
+                                "weights; 0 = none", low=0.0, high=1e7, unit="s", metavar="SECONDS")
     # After training: the share of validation images the "unlike the training images" limit lets pass,
     # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
     familiar_share: float = setting(0.95, "Familiar share", "share of validation images the 'unlike the training "
@@ -213,6 +231,31 @@ class TrainConfig:
 
 
 @dataclass
+class RecipeConfig:
+    """Whether the studio chooses the settings itself, and in how much time.
+
+    "recommended": at the start of a run the automatic recipe fills in the model, augmentation
+    and training settings, except those named in `pinned` (what the user set by hand); it then
+    becomes "applied", so a saved config repeats the same run. "manual": the settings as given.
+    A config made in Python is manual; the window and `studio train` start from "recommended".
+    """
+
+    mode: str = setting("manual", "Settings", "recommended: the studio chooses; manual: as given",
+                        choices=RECIPE_MODES)
+    budget: str = setting("minute", "Time", "time for the recommended settings", choices=BUDGETS,
+                          choice_labels={"minute": "About a minute", "ten-minutes": "About 10 minutes",
+                                         "best": "As good as possible"})
+    pinned: list[str] = setting(label="Set by hand", help="settings the recipe leaves alone",
+                                default_factory=list)
+    reason: str = setting("", "Why", "the recipe's own sentence: what it chose and why")
+
+    def validate(self) -> None:
+        validate_section(self, "recipe")
+        if not isinstance(self.pinned, list) or not all(isinstance(p, str) for p in self.pinned):
+            raise ConfigError("recipe.pinned", "must be a list of setting names such as train.epochs")
+
+
+@dataclass
 class RunConfig:
     """Everything that decides what a run does; nothing else is read by the trainer."""
 
@@ -220,6 +263,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     name: str = ""
     version: int = CONFIG_VERSION
 
@@ -228,6 +272,7 @@ class RunConfig:
         self.augment.validate()
         self.model.validate()
         self.train.validate()
+        self.recipe.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,7 +283,8 @@ class RunConfig:
         """Build from JSON-like data, refusing unknown keys by name (a typo must not pass silently)."""
         if not isinstance(raw, dict):
             raise ConfigError("config", "must be a JSON object")
-        sections = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig}
+        sections = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig,
+                    "recipe": RecipeConfig}
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
             if key in sections:
@@ -287,7 +333,8 @@ def _section(name: str, kind: type, raw: Any) -> Any:
     return kind(**raw)
 
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig}
+SECTIONS: dict[str, type] = {"data": DataConfig, "augment": AugmentConfig, "model": ModelConfig, "train": TrainConfig,
+                             "recipe": RecipeConfig}
 
 
 def field_spec(key: str) -> FieldSpec:

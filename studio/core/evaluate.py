@@ -24,6 +24,7 @@ from studio.core.atomic import write_with
 from studio.core.calibration import Reliability, plot_reliability, reliability
 from studio.core.errors import EvaluationError, ImageError
 from studio.core.images import load_for_model, to_tensor
+from studio.core.leakage import run_similarity
 from studio.core.metrics import (
     Diagnostic,
     Metrics,
@@ -187,9 +188,13 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     for _, cls, s in read_split(run):
         if s == "train" and cls in train_counts:
             train_counts[cls] += 1
+    similarity = None
+    if split != "train":
+        train_paths = [p for p, _, s in read_split(run) if s == "train"]
+        similarity = run_similarity(run.parent.parent, root, train_paths, paths, list(y_true == y_pred))
     diagnostics = diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
                            imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
-                           held_out=split != "train")
+                           held_out=split != "train", similarity=similarity)
     return Evaluation(
         run_dir=str(run), split=split, classes=classes, data_root=str(root), checkpoint=predictor.checkpoint_path,
         metrics=metrics, images=images, most_wrong=most_wrong(paths, y_true, p, most_wrong_k),

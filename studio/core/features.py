@@ -183,6 +183,16 @@ class FeatureStore:
                 out[i] = stored[digest].reshape(THUMB_SIZE, THUMB_SIZE)
         return out
 
+    def cached(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """The features already stored for these files, NaN rows for the rest: nothing is decoded or computed."""
+        hashes = self.hashes(paths)
+        stored = self._stored({h for h in hashes if h}, identity())
+        out = np.full((len(paths), EMBED_DIM), np.nan, dtype=np.float32)
+        for i, digest in enumerate(hashes):
+            if digest in stored:
+                out[i] = stored[digest]
+        return out
+
     def embed_files(self, paths: Sequence[str | Path], *, progress: Callable[[int, int], None] | None = None,
                     should_stop: Callable[[], bool] | None = None, batch_size: int = 32) -> np.ndarray:
         """float32 (n, 1280), rows L2-normalised; rows of files that fail to decode are NaN.

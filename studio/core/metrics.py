@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from studio.core.diagnostic import Diagnostic
 from studio.core.words import percent
+
+__all__ = ["Diagnostic", "Metrics", "compute_metrics", "diagnose", "still_improving"]
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -132,44 +135,39 @@ def most_wrong(paths: Sequence[str], y_true: Sequence[int], probs: np.ndarray, k
 # ---------------------------------------------------------------- diagnostics
 
 
-@dataclass
-class Diagnostic:
-    severity: str  # "error", "warning" or "info"
-    title: str
-    detail: str
-    advice: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _finite(value: Any) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def diagnose(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, counts: Mapping[str, int],
-             n_classes: int, *, message: str = "", imbalance_setting: str = "none", held_out: bool = True
-             ) -> list[Diagnostic]:
+             n_classes: int, *, message: str = "", imbalance_setting: str = "none", held_out: bool = True,
+             similarity: Mapping[str, float | None] | None = None) -> list[Diagnostic]:
     """Plain-language findings about a run, most serious first, each with what to try next.
 
     history: per-epoch rows as in history.csv; metrics: of the evaluated split; counts:
     training images per class; message: the run's own failure message, if any (a run stopped by
     a NaN loss never writes that epoch to its history); held_out: False when `metrics` were
-    measured on the training images, which then say nothing about generalizing.
+    measured on the training images, which then say nothing about generalizing; similarity: how
+    close the evaluated images are to the training images (see `studio.core.leakage`).
+    A class is blamed only when the run had finished learning: while the loss still falls,
+    the cure is more training, not more images.
     """
     out: list[Diagnostic] = []
     out += _nan_loss(history, message)
     out += _learning(history, metrics, n_classes, held_out)
     out += _data(counts, imbalance_setting)
-    if metrics is not None:
+    if similarity:
+        from studio.core.leakage import leak_diagnostics
+
+        out += leak_diagnostics(similarity, history)
+    if metrics is not None and not any(d.data.get("improving") for d in out):
         out += _weak_classes(metrics)
         if 0 < metrics.total < 30:
             out.append(Diagnostic(
                 "info", "Few images to judge by",
                 f"Only {metrics.total} images were evaluated; each one moves the accuracy by "
                 f"{100 / metrics.total:.1f} points, so small differences between runs mean little.",
-                "Add images, or give validation a larger share (data.val_fraction).",
+                "Add images, or give validation a larger share (Data → Validation).",
             ))
     if not any(d.severity in ("error", "warning") for d in out):
         out.append(Diagnostic("info", "No problems found",
@@ -211,8 +209,9 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
                 "error", "Training images are learned, new ones are not",
                 f"Training accuracy reached {percent(train_acc, 0)} but validation stays at {percent(val_acc, 0)}, "
                 f"no better than guessing ({percent(chance, 0)}): the model memorised the training images.",
-                "Switch on augmentation, start from a pretrained backbone (EfficientNet-Lite0 works offline), "
-                "and add images; check that the training and validation folders show the same kinds of pictures.",
+                "Switch on augmentation (Augment → Natural photos), start from a pretrained network (Model → "
+                "EfficientNet-Lite0 works offline), and add images; check that the training and validation "
+                "folders show the same kinds of pictures.",
             ))
         else:
             out.append(Diagnostic(
@@ -228,19 +227,36 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
             "warning", "Overfitting: training is far ahead of validation",
             f"The model is right on {percent(train_acc, 0)} of its training images but only {percent(gap_val, 0)} of "
             "images it has not seen: it learns the training images by heart.",
-            "Switch on augmentation (the 'natural' preset for photos), use a pretrained backbone, add images, "
-            "or keep early stopping on; the saved model is already the best epoch's.",
+            "Switch on augmentation (Augment → Natural photos), start from a pretrained network (Model → "
+            "EfficientNet-Lite0), add images, or keep Stop early on; the saved model is already the best epoch's.",
             {"train_acc": train_acc, "val_acc": gap_val},
         ))
-    vals = [r for r in history if _finite(r.get("val_acc"))]
-    if (_finite(train_acc) and train_acc < 0.9 and len(vals) >= 2
-            and vals[-1]["val_acc"] >= max(r["val_acc"] for r in vals) and vals[-1]["val_acc"] > vals[0]["val_acc"]):
+    if still_improving(history) and not (_finite(train_acc) and _finite(gap_val) and train_acc - gap_val > 0.15):
+        last_val = gap_val if _finite(gap_val) else train_acc
         out.append(Diagnostic(
-            "info", "Still improving when training ended",
-            f"Validation accuracy was at its best in the last epoch and training accuracy is {percent(train_acc, 0)}.",
-            "Train for more epochs.",
+            "warning" if _finite(last_val) and last_val < 0.95 else "info", "Still improving when training ended",
+            f"The validation loss was still falling in the last epochs (accuracy {percent(last_val, 0)}): "
+            "the model had not finished learning.",
+            "Train longer: on the Train page choose 'about 10 minutes', or raise Epochs.",
+            {"improving": True},
         ))
     return out
+
+
+def still_improving(history: Sequence[Mapping[str, Any]], window: int = 3) -> bool:
+    """The last epoch is the best one so far and the recent trend is clearly downhill.
+
+    Uses the validation loss when there is one (training loss otherwise): it falls smoothly
+    while accuracy moves in steps, and it keeps falling as long as more epochs would help.
+    """
+    key = "val_loss" if sum(_finite(r.get("val_loss")) for r in history) >= 2 else "train_loss"
+    losses = [float(r[key]) for r in history if _finite(r.get(key))]
+    if len(losses) < 2:
+        return False
+    recent = losses[-window:]
+    best_earlier = min(losses[:-1])
+    falling = recent[-1] < recent[0] * 0.97 if len(recent) >= 2 else False
+    return losses[-1] <= best_earlier * 0.995 and falling
 
 
 def _data(counts: Mapping[str, int], imbalance_setting: str) -> list[Diagnostic]:
@@ -267,7 +283,7 @@ def _data(counts: Mapping[str, int], imbalance_setting: str) -> list[Diagnostic]
                 f"{big} has {present[big]} training images, {low} only {present[low]} ({ratio:.1f}×): the model "
                 "is drawn toward the larger classes.",
                 f"Imbalance handling ({imbalance_setting}) is already on; adding images to {low} helps most."
-                if on else "Turn on class weighting (train.imbalance = weighted-loss, or balanced-sampler), "
+                if on else "Turn on class weighting (Train → Class sizes: weighted loss, or balanced sampler), "
                 f"or add images to {low}.",
                 {"ratio": ratio},
             ))

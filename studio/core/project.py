@@ -83,6 +83,7 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("runs", "owner_pid", "INTEGER"),
     ("runs", "owner_host", "TEXT NOT NULL DEFAULT ''"),
     ("runs", "owner_started", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "test_acc", "REAL"),  # accuracy on the held-out test share: the figure to trust
 ]
 
 
@@ -114,6 +115,7 @@ class RunRow:
     message: str
     owner_pid: int | None = None
     owner_host: str = ""
+    test_acc: float | None = None
 
 
 def default_project_dir() -> Path:
@@ -273,13 +275,13 @@ class Project:
 
     def finish_run(
         self, run_id: int, status: str, *, best_metric: float | None = None, best_epoch: int | None = None,
-        message: str = "",
+        message: str = "", test_acc: float | None = None,
     ) -> None:
         with self._connect() as db:
             db.execute(
                 "UPDATE runs SET status=?, finished_at=?, best_metric=COALESCE(?, best_metric), "
-                "best_epoch=COALESCE(?, best_epoch), message=? WHERE id=?",
-                (status, time.time(), best_metric, best_epoch, message, run_id),
+                "best_epoch=COALESCE(?, best_epoch), message=?, test_acc=COALESCE(?, test_acc) WHERE id=?",
+                (status, time.time(), best_metric, best_epoch, message, test_acc, run_id),
             )
 
     def mark_running(self, run_id: int) -> None:
@@ -299,7 +301,7 @@ class Project:
                 "SELECT id, name, folder, data_root, arch, status, started_at, finished_at, epochs_done, "
                 "COALESCE(best_metric, (SELECT MAX(val_acc) FROM epochs WHERE run_id = runs.id)), "
                 "COALESCE(best_epoch, (SELECT epoch FROM epochs WHERE run_id = runs.id AND val_acc IS NOT NULL "
-                "ORDER BY val_acc DESC, epoch LIMIT 1)), message, owner_pid, owner_host, owner_started "
+                "ORDER BY val_acc DESC, epoch LIMIT 1)), message, owner_pid, owner_host, owner_started, test_acc "
                 "FROM runs ORDER BY id"
             ).fetchall()
         return [_run_row(row) for row in rows]
@@ -345,8 +347,8 @@ class Project:
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:
-    *fields, owner_pid, owner_host, owner_started = row
-    run = RunRow(*fields, owner_pid=owner_pid, owner_host=owner_host or "")
+    *fields, owner_pid, owner_host, owner_started, test_acc = row
+    run = RunRow(*fields, owner_pid=owner_pid, owner_host=owner_host or "", test_acc=test_acc)
     if run.status == "running" and owner_alive(owner_pid, owner_host, owner_started) is False:
         run.status = "interrupted"
         run.message = run.message or (

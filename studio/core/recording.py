@@ -71,9 +71,9 @@ class Recorder:
             self.db_run = existing
             self.project.mark_running(existing)
 
-    def write_split(self, rows: list[tuple[str, str, str]]) -> None:
+    def write_split(self, rows: list[tuple[str, str, str]], groups: list[int] | None = None) -> None:
         if dist.is_main():
-            write_split(self.run_dir, rows)
+            write_split(self.run_dir, rows, groups)
 
     def record_split(self, rows: list[tuple[str, str, str]]) -> None:
         if dist.is_main() and self.db_run is not None:
@@ -122,21 +122,25 @@ class Recorder:
 
     def write_evaluation(self, callbacks: Callback) -> None:
         """confusion.png and the Evaluation section of report.md, so every finished run explains itself."""
-        if not (dist.is_main() and self.summary is not None and self.summary.counts.get("val")):
+        counts = self.summary.counts if self.summary is not None else {}
+        # The held-out test images when there are some: the figure a reader of report.md should trust.
+        split = "test" if counts.get("test") else "val"
+        if not (dist.is_main() and counts.get(split)):
             return
         from studio.core.errors import EvaluationError
         from studio.core.evaluate import evaluate_run, write_evaluation
 
-        callbacks.on_status("Evaluating the best model on the validation images")
+        callbacks.on_status(f"Evaluating the best model on the {'held-out test' if split == 'test' else 'validation'}"
+                            " images")
         try:
-            write_evaluation(evaluate_run(self.run_dir, "val"), self.run_dir)
+            write_evaluation(evaluate_run(self.run_dir, split), self.run_dir)
         except (EvaluationError, OSError) as exc:
             callbacks.on_status(f"Could not write the evaluation: {exc}")
 
     def finish(self, status: str, result: RunResult, message: str = "") -> None:
         if self.db_run is not None:
             self.project.finish_run(self.db_run, status, best_metric=result.best_val_acc,
-                                    best_epoch=result.best_epoch or None, message=message)
+                                    best_epoch=result.best_epoch or None, message=message, test_acc=result.test_acc)
 
     def fail(self, message: str) -> None:
         """Record the failure if the database can still be written; the message reaches the user either way."""

@@ -47,12 +47,20 @@ def read_history(run_dir: Path) -> list[dict[str, float | None]]:
         return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
-def write_split(run_dir: Path, rows: Sequence[tuple[str, str, str]]) -> None:
-    """(relative path, class, split) for every image the run uses: the run's own record of its data."""
+def write_split(run_dir: Path, rows: Sequence[tuple[str, str, str]], groups: Sequence[int] | None = None) -> None:
+    """(relative path, class, split, group) for every image the run uses: the run's own record of its data.
+
+    The group column says which images the split kept together, so a reader can check that no
+    group straddles train and validation.
+    """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
-    writer.writerow(("path", "class", "split"))
-    writer.writerows(rows)
+    if groups is None:
+        writer.writerow(("path", "class", "split"))
+        writer.writerows(rows)
+    else:
+        writer.writerow(("path", "class", "split", "group"))
+        writer.writerows((*row, g) for row, g in zip(rows, groups))
     write_bytes(run_dir / "split.csv", buffer.getvalue().encode("utf-8"))  # bytes: csv chose the line ends
 
 
@@ -60,7 +68,15 @@ def read_split(run_dir: Path) -> list[tuple[str, str, str]]:
     with (Path(run_dir) / "split.csv").open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         next(reader, None)
-        return [(r[0], r[1], r[2]) for r in reader if len(r) == 3]
+        return [(r[0], r[1], r[2]) for r in reader if len(r) in (3, 4)]
+
+
+def read_split_groups(run_dir: Path) -> list[int | None]:
+    """The group column of split.csv, in row order; None for runs recorded before groups."""
+    with (Path(run_dir) / "split.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        return [int(r[3]) if len(r) == 4 and r[3] else None for r in reader if len(r) in (3, 4)]
 
 
 def split_counts(rows: Sequence[tuple[str, str, str]], classes: list[str]) -> dict[str, dict[str, int]]:
@@ -79,10 +95,13 @@ def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], c
         f"# Run {run_dir.name}",
         "",
         f"- Status: **{result['status']}** after {result['epochs_done']} epoch(s), {result['seconds']:.0f} s",
-        f"- Best validation accuracy: **{percent(result.get('best_val_acc'))}** at epoch {result.get('best_epoch')}",
     ]
     if result.get("test_acc") is not None:
-        lines.append(f"- Held-out test accuracy: **{percent(result['test_acc'])}**")
+        lines.append(f"- **Test accuracy: {percent(result['test_acc'])}**: the figure to trust, measured on "
+                     "held-out images that nothing in the run used to choose its epochs or settings")
+    best = f"{percent(result.get('best_val_acc'))} at epoch {result.get('best_epoch')}"
+    lines.append(f"- Best validation accuracy: {best}"
+                 + (" (it chose the epoch, so it flatters a little)" if result.get("test_acc") is not None else ""))
     lines += [
         f"- Model: `{model['arch']}`, weights `{model['pretrained']}`, mode `{model['mode']}`, "
         f"{model['image_size']} px",

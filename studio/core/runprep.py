@@ -19,7 +19,7 @@ from studio.core import distributed as dist
 from studio.core.augment import build_train_transform
 from studio.core.callbacks import CallbackList, StopToken
 from studio.core.config import RunConfig
-from studio.core.dataset import ScanReport, scan, stratified_split, with_unusable
+from studio.core.dataset import ScanReport, scan, with_unusable
 from studio.core.devices import pick_device, pick_precision
 from studio.core.errors import TrainingError
 from studio.core.loop import PixelBatches, make_criterion
@@ -28,6 +28,7 @@ from studio.core.project import Project, default_project_dir
 from studio.core.randomness import private_init, seeded_global
 from studio.core.rundata import RunPixels
 from studio.core.runfiles import read_split
+from studio.core.splits import SplitPlan, near_duplicate_ids, plan_split
 
 
 def open_project(arg: Project | str | Path | None, cfg: RunConfig) -> Project:
@@ -73,15 +74,29 @@ def bad_files_note(report: ScanReport, shown: int = 5) -> str:
     return f"{len(bad)} unusable file(s) skipped: {named}{more}."
 
 
-def split_rows(cfg: RunConfig, report: ScanReport, run_dir: Path, resumed: bool
-               ) -> tuple[list[tuple[str, str, str]], bool]:
-    """(path, class, split) per usable image, and whether the split is new (a resumed run reads its own back)."""
-    if resumed and (run_dir / "split.csv").exists():
-        return read_split(run_dir), False
+def plan_run_split(cfg: RunConfig, report: ScanReport, project: Project, callbacks: CallbackList,
+                   stop: StopToken) -> SplitPlan:
+    """Groups (declared units, near-duplicate clusters), the automatic test share and the split itself."""
     good = report.good
-    parts = stratified_split([r.label for r in good], cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.seed)
-    which = {i: name for name, idx in parts.items() for i in idx}
-    return [(r.path, r.class_name, which[i]) for i, r in enumerate(good)], True
+    duplicates = None
+    if cfg.data.near_duplicates and len(good) > 1:
+        callbacks.on_status("Looking for near-duplicate images")
+        try:
+            duplicates = near_duplicate_ids(str(project.folder), [str(report.abspath(r)) for r in good],
+                                            progress=lambda d, t: callbacks.on_progress(d, t, "comparing images"),
+                                            should_stop=stop)
+        except ImportError:  # the feature store is an optional part of the install
+            duplicates = None
+    return plan_split([r.path for r in good], [r.class_name for r in good], [r.label for r in good],
+                      val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.data.seed,
+                      rule=cfg.data.group_by, duplicate_ids=duplicates)
+
+
+def split_rows(run_dir: Path, plan: SplitPlan | None) -> tuple[list[tuple[str, str, str]], bool]:
+    """(path, class, split) per usable image, and whether the split is new (a resumed run reads its own back)."""
+    if plan is None:
+        return read_split(run_dir), False
+    return plan.rows, True
 
 
 def run_device(cfg: RunConfig, world: int) -> tuple[torch.device, str]:

@@ -36,6 +36,7 @@ class Setting:
     percent: bool = False  # a 0..1 share the window shows as 0..100 %
     unit: str = ""  # shown after the value: "px", "epochs", "°"
     metavar: str = ""  # the CLI's placeholder for the value, when the type alone does not say it
+    auto: Any = None  # a value outside the range that asks the studio to choose (the test share's -1)
 
     def allowed(self) -> tuple[Any, ...] | None:
         return self.choices() if callable(self.choices) else self.choices
@@ -68,6 +69,8 @@ class FieldSpec:
     def check(self, value: Any) -> None:
         """Raise `ConfigError` unless `value` has this field's type and lies in its range or choices."""
         s = self.setting
+        if s.auto is not None and value == s.auto:
+            return
         if self.kind in ("int", "float") and (s.low is not None or s.high is not None):
             low = s.low if s.low is not None else float("-inf")
             high = s.high if s.high is not None else float("inf")

@@ -9,6 +9,7 @@ context's `save_epoch`, so this module writes no files itself.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class StageContext:
     save_epoch: SaveEpoch
     resume_training: dict[str, Any] = field(default_factory=dict)
     world: int = 1
+    deadline: float = 0.0  # time.time() by which training must end (the time budget); 0 = none
     random: RunRandom | None = None  # the run's own generators (dropout); augmentation seeds itself per epoch
 
 
@@ -128,7 +130,8 @@ def _restore_optimizer(ctx: StageContext, stage: Stage, optimizer: torch.optim.O
 
 
 def run_stage(ctx: StageContext, stage: Stage) -> str:
-    """Train `stage` until its last epoch; "early-stopped" when patience ran out, else "finished"."""
+    """Train `stage` until its last epoch; "early-stopped" when patience ran out, "time-up" when another
+    epoch would overrun the time budget, else "finished"."""
     cfg = ctx.config.train
     optimizer = make_optimizer(cfg, ctx.model, stage.lr_scale)
     _restore_optimizer(ctx, stage, optimizer)
@@ -144,6 +147,9 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
         # Rank 0 decides for all: a rank that stopped alone would leave the others in a collective.
         if cfg.early_stopping and dist.broadcast_flag(ctx.state.bad_epochs >= cfg.early_stopping):
             return "early-stopped"
+        last_epoch = ctx.state.history[-1]["seconds"] if ctx.state.history else 0.0
+        if ctx.deadline and ctx.state.epoch < stage.last and time.time() + last_epoch > ctx.deadline:
+            return "time-up"
     return "finished"
 
 

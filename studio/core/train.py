@@ -39,6 +39,7 @@ from studio.core.loop import evaluate, plan_stages
 from studio.core.models import count_parameters
 from studio.core.project import Project, ProjectError
 from studio.core.randomness import RunRandom, private_dropout
+from studio.core.recipe import estimate_sentence, recommend
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
 from studio.core.rundata import RunPixels, decode_images, prepare_pixels
 from studio.core.runfiles import split_counts
@@ -48,11 +49,13 @@ from studio.core.runprep import (
     build_run_model,
     losses_and_batches,
     open_project,
+    plan_run_split,
     run_device,
     scan_images,
     split_rows,
     with_decode_failures,
 )
+from studio.core.splits import SplitPlan
 from studio.core.stage import Stage, StageContext, TrainState, feature_stage, run_stage
 from studio.core.words import stage_sentence
 
@@ -145,6 +148,12 @@ class Trainer:
         # A resumed run keeps its own classes, even if the folder gained or lost some since.
         classes = list(self._resume["classes"]) if self._resume else report.classes
         ids = self.project.record_scan(report) if dist.is_main() else {}
+        # Split, then settings: the recipe may look only at what the split leaves outside the test share,
+        # and its choices are in config.json and the run's name from the start.
+        has_split = self._continuing and self.run_dir is not None and (self.run_dir / "split.csv").exists()
+        plan = None if has_split else plan_run_split(cfg, report, self.project, self.callbacks, self.stop)
+        if plan is not None and cfg.recipe.mode == "recommended":
+            self._recommend(cfg, report, plan, started)
         self.run_dir = make_run_folder(self.project, cfg, self.run_dir)
         self._rec = rec = Recorder(self.project, self.run_dir, cfg, ids)
         rec.open(report)
@@ -159,8 +168,9 @@ class Trainer:
             classes = list(self._resume["classes"]) if self._resume else report.classes
             rec.scan_ids = self.project.record_scan(report) if dist.is_main() else {}
         self.scan_report = report
-        rows = self._rows(cfg, report, classes)
+        rows = self._rows(report, classes, plan)
         notes = [bad_files_note(report)] if report.bad else []
+        notes += (plan.notes if plan else []) + ([cfg.recipe.reason] if cfg.recipe.reason else [])
         pixels = prepare_pixels(cfg, cache, paths, rows, classes, callbacks=self.callbacks, resume=self._resume)
         rec.record_split(rows)
 
@@ -179,7 +189,8 @@ class Trainer:
             autocast=autocast_for(device, precision), device=device, precision=precision, state=self._state,
             callbacks=self.callbacks, stop=self.stop, world=self.world,
             save_epoch=lambda opt, stage, best, row: rec.save_epoch(model, opt, stage, best, row, self._state),
-            resume_training=(self._resume or {}).get("training", {}), random=random)
+            resume_training=(self._resume or {}).get("training", {}), random=random,
+            deadline=started + cfg.train.time_limit if cfg.train.time_limit else 0.0)
         stages = self._start(ctx, make, pixels, classes, notes)
         rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
         status = self._train_stages(ctx, make, stages)
@@ -199,13 +210,15 @@ class Trainer:
             test_acc = stats.accuracy
         return self._finish(status, started, test_acc)
 
-    def _rows(self, cfg: RunConfig, report: ScanReport, classes: list[str]) -> list[tuple[str, str, str]]:
+    def _rows(self, report: ScanReport, classes: list[str], plan: SplitPlan | None) -> list[tuple[str, str, str]]:
         """The split, written down before any pixel is decoded; only images still usable and of a known class."""
-        rows, fresh = split_rows(cfg, report, self.run_dir, resumed=self._continuing)
-        if fresh:
-            self._rec.write_split(rows)
+        rows, fresh = split_rows(self.run_dir, plan)
         good = {r.path for r in report.good}
-        return [row for row in rows if row[0] in good and row[1] in classes]
+        keep = [i for i, row in enumerate(rows) if row[0] in good and row[1] in classes]
+        if fresh:  # written without the images the decode refused, so split.csv lists what was trained on
+            groups = [plan.groups[i] for i in keep]
+            self._rec.write_split([rows[i] for i in keep], groups)
+        return [rows[i] for i in keep]
 
     def _start(self, ctx: StageContext, make: BatchMaker, pixels: RunPixels, classes: list[str],
                notes: list[str]) -> list[Stage]:
@@ -248,9 +261,27 @@ class Trainer:
                 self.callbacks.on_status("Computing the pretrained part's features once per image")
                 stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
+            if status == "time-up":
+                self._rec.summary.notes.append(
+                    f"Training ended at epoch {self._state.epoch} of {ctx.config.train.epochs} to stay within the "
+                    "time budget; the best epoch's weights are kept.")
+                return "finished"
             if status == "early-stopped":
                 break
         return status
+
+    def _recommend(self, cfg: RunConfig, report: ScanReport, plan: SplitPlan, started: float) -> None:
+        """Let the automatic recipe fill in what the user did not set; one process decides for all."""
+        if self.world > 1:
+            cfg.recipe.mode = "manual"
+            self.callbacks.on_status("Several processes: the settings are used as given, not recommended.")
+            return
+        sizes = {r.path: (r.width, r.height) for r in report.good}
+        recipe = recommend(cfg, report.root, plan.rows, [sizes[row[0]] for row in plan.rows], report.classes,
+                           project_folder=str(self.project.folder), spent=time.time() - started,
+                           on_status=self.callbacks.on_status, should_stop=self.stop)
+        recipe.apply(cfg)
+        self.callbacks.on_status(f"{recipe.reason} {estimate_sentence(recipe)}")
 
     # ----------------------------------------------------------------------------------------- endings
 

@@ -278,7 +278,7 @@ class StudioWindow(QMainWindow):
                 saved = None  # from another version or hand-edited: start from the defaults
             if saved is not None:
                 saved.data.root = self.state.folder
-                for section in ("data", "augment", "model", "train"):
+                for section in ("data", "augment", "model", "train", "recipe"):  # recipe last: its own pins
                     self.state.replace(section, getattr(saved, section))
         folder = self.settings.value("last_folder")
         if isinstance(folder, str) and folder and not self.state.folder and Path(folder).is_dir():

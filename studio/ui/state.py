@@ -13,11 +13,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from studio.core.config import RunConfig
+from studio.core.config import RecipeConfig, RunConfig
 from studio.core.dataset import ScanReport
 from studio.core.project import Project, ProjectError, default_project_dir
 
 MAX_RECENT = 8
+# Sections whose fields the recommended settings would otherwise choose.
+PINNABLE = ("model", "augment", "train")
 # How often the project's run list is re-read, so runs started by the CLI or another window appear.
 RUNS_POLL_MS = 2000
 
@@ -46,7 +48,8 @@ class QtStudioState(QObject):
     def __init__(self, config: RunConfig | None = None, *, project_dir: str | Path | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.config = config or RunConfig()
+        # The window starts from the recommended settings; a config handed in is used as it is.
+        self.config = config or RunConfig(recipe=RecipeConfig(mode="recommended"))
         self.report: ScanReport | None = None
         self.raw_report: ScanReport | None = None
         self.recent_folders: list[str] = []
@@ -71,12 +74,21 @@ class QtStudioState(QObject):
             if getattr(target, key) != value:
                 setattr(target, key, value)
                 changed = True
+                if section in PINNABLE:  # set by hand: the recommended settings leave it alone
+                    self._pin(f"{section}.{key}")
         if changed:
             self.config_changed.emit(section)
+
+    def _pin(self, name: str) -> None:
+        pinned = self.config.recipe.pinned
+        if name not in pinned:
+            pinned.append(name)
 
     def replace(self, section: str, value: object) -> None:
         """Swap a whole section, e.g. the augmentation settings of a preset."""
         setattr(self.config, section, value)
+        if section == "augment":
+            self._pin("augment.preset")
         self.config_changed.emit(section)
 
     # ------------------------------------------------------------------------------------ data

@@ -49,6 +49,7 @@ def _no_stray_threads(qtbot):
 @pytest.fixture
 def window(qtbot, tmp_path: Path):
     state = QtStudioState(project_dir=tmp_path / "project")
+    state.config.recipe.mode = "manual"  # these tests drive the pages' own settings; tests of the recipe opt in
     win = StudioWindow(state)
     qtbot.addWidget(win)
     win.resize(1280, 800)

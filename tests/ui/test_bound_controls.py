@@ -28,6 +28,7 @@ def test_every_bound_control_has_its_fields_range(window) -> None:
         else:
             assert isinstance(widget, QAbstractSpinBox), key
             scale = widget.property("config_scale")
-            assert widget.minimum() / scale == pytest.approx(spec.setting.low), key
+            low = spec.setting.low if spec.setting.auto is None else spec.setting.auto  # "Automatic" sits below
+            assert widget.minimum() / scale == pytest.approx(low), key
             assert widget.maximum() / scale == pytest.approx(spec.setting.high), key
         assert widget.toolTip(), key

@@ -87,12 +87,12 @@ def test_clicking_an_image_asks_inspect_for_it(qtbot, pane: EvaluatePane, traine
     assert pane.state.current_run == trained.run
 
 
-def test_a_split_the_run_lacks_is_explained(qtbot, pane: EvaluatePane) -> None:
+def test_a_run_without_test_images_shows_validation_and_says_why(qtbot, pane: EvaluatePane) -> None:
     evaluated(qtbot, pane)
     with qtbot.waitSignal(pane.evaluated, timeout=30_000):
         pane.split_combo.setCurrentIndex(pane.split_combo.findData("test"))
-    assert pane.banner.level == "error" and "no test images" in pane.banner.text()
-    assert pane.matrix.cm.size == 0
+    assert pane.split == "val" and pane.evaluation.split == "val"
+    assert pane.banner.level == "info" and "no held-out test images" in pane.banner.text()
 
 
 def test_a_checkpoint_file_cannot_be_evaluated_but_is_said_so(qtbot, pane: EvaluatePane, trained) -> None:

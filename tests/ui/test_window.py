@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 
@@ -111,7 +112,10 @@ def test_data_pane_shows_counts_split_and_scan_errors(window, qtbot, tmp_path: P
     pane.test_spin.setValue(10)
     assert window.state.config.data.val_fraction == 0.3 and window.state.config.data.test_fraction == 0.1
     assert pane.val_spin.maximum() == 80
-    assert "Training 60 %" in pane.split_label.text() and "held-out test" in pane.split_label.text()
+    counts = re.match(r"(\d+) training, (\d+) validation and (\d+) held-out test images", pane.split_label.text())
+    assert counts, pane.split_label.text()
+    train, val, test = map(int, counts.groups())
+    assert train + val + test == 38 and val >= 9 and test >= 3  # 30 % and 10 % of 38, class by class
 
     window.state.set_folder(tmp_path / "no-such-folder")
     qtbot.waitUntil(lambda: pane.banner.level == "error", timeout=RUN_TIMEOUT_MS)

@@ -24,15 +24,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.config import field_spec
-from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport, stratified_split
+from studio.core.config import AUTO_TEST_SHARE, TEST_FLOOR, field_spec
+from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport
 from studio.core.errors import ImageError
 from studio.core.images import load_for_model
 from studio.core.sample import make_sample_dataset
+from studio.core.splits import GroupingError, plan_split
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.bound import bound_spin, label_for
 from studio.ui.widgets.charts import QtBalanceChart
 from studio.ui.widgets.common import QtBanner, heading, make_table
+from studio.ui.widgets.grouping_box import QtGroupingBox
 from studio.ui.widgets.thumbnails import QtThumbnailGrid
 from studio.ui.widgets.welcome import QtWelcome
 from studio.ui.workers import QtTaskRunner, QtWorkerThread, ScanWorker
@@ -177,11 +179,14 @@ class DataPane(QWidget):
 
     def _build_split_box(self) -> QGroupBox:
         box = QGroupBox("How the images are divided")
-        grid = QHBoxLayout(box)
+        outer = QVBoxLayout(box)
+        grid = QHBoxLayout()
         self.val_spin = bound_spin("data.val_fraction")
         self.val_spin.setToolTip("Images held back to measure progress after every epoch")
         self.test_spin = bound_spin("data.test_fraction")
-        self.test_spin.setToolTip("Images kept aside, unseen, for an honest final score after training")
+        self.test_spin.setToolTip(f"Images kept aside, unseen, for an honest final score after training. "
+                                  f"Automatic: {AUTO_TEST_SHARE:.0%} when every class has at least {TEST_FLOOR} "
+                                  "images, else none")
         self.val_spin.valueChanged.connect(self._on_split_edited)
         self.test_spin.valueChanged.connect(self._on_split_edited)
         grid.addWidget(QLabel(label_for("data.val_fraction")))
@@ -193,6 +198,10 @@ class DataPane(QWidget):
         self.split_label = QLabel()
         self.split_label.setWordWrap(True)
         grid.addWidget(self.split_label, 1)
+        outer.addLayout(grid)
+        self.grouping = QtGroupingBox(self.state)
+        self.state.config_changed.connect(lambda section: section == "data" and self._update_split_label())
+        outer.addWidget(self.grouping)
         return box
 
     # ------------------------------------------------------------------------------------ handlers
@@ -302,7 +311,8 @@ class DataPane(QWidget):
             return
         self._syncing = True
         self.val_spin.setValue(round(100 * self.state.config.data.val_fraction))
-        self.test_spin.setValue(round(100 * self.state.config.data.test_fraction))
+        test = self.state.config.data.test_fraction
+        self.test_spin.setValue(-1 if test < 0 else round(100 * test))
         self._syncing = False
         self._update_split_label()
 
@@ -311,10 +321,10 @@ class DataPane(QWidget):
         val, test = self.val_spin.value(), self.test_spin.value()
         # Together no more than either alone may be, so that training keeps images (see DataConfig).
         top = round(100 * field_spec("data.val_fraction").setting.high)
-        self.val_spin.setMaximum(top - test)
+        self.val_spin.setMaximum(top - (round(100 * AUTO_TEST_SHARE) if test < 0 else test))
         self.test_spin.setMaximum(top - val)
         if not self._syncing:
-            self.state.update("data", val_fraction=val / 100, test_fraction=test / 100)
+            self.state.update("data", val_fraction=val / 100, test_fraction=-1.0 if test < 0 else test / 100)
 
     @Slot()
     def _update_recent(self) -> None:
@@ -364,15 +374,27 @@ class DataPane(QWidget):
                                      "Next, choose a model.", "info")
 
     def _update_split_label(self) -> None:
+        """Counts of the split a run would make (by declared groups; near-duplicates are found at the start)."""
         data = self.state.config.data
-        train = 100 - self.val_spin.value() - self.test_spin.value()
-        text = f"Training {train} %"
         report = self.state.report
-        if report is not None and report.good:
-            parts = stratified_split([r.label for r in report.good], data.val_fraction, data.test_fraction, data.seed)
-            text += (f"  —  {len(parts['train'])} training, {len(parts['val'])} validation and "
-                     f"{len(parts['test'])} held-out test images, each class in the same proportions.")
-        self.split_label.setText(text)
+        if report is None or not report.good:
+            test = "automatic" if self.test_spin.value() < 0 else f"{self.test_spin.value()} %"
+            self.split_label.setText(f"Validation {self.val_spin.value()} %, held-out test {test}.")
+            return
+        good = report.good
+        try:
+            plan = plan_split([r.path for r in good], [r.class_name for r in good], [r.label for r in good],
+                              val_fraction=data.val_fraction, test_fraction=data.test_fraction, seed=data.seed,
+                              rule=data.group_by)
+        except (GroupingError, ValueError) as exc:
+            self.split_label.setText(f"Cannot divide the images: {exc}")
+            return
+        n = {name: sum(1 for row in plan.rows if row[2] == name) for name in ("train", "val", "test")}
+        text = (f"{n['train']} training, {n['val']} validation and {n['test']} held-out test images, "
+                "each class in about the same proportions")
+        text += f"; {plan.grouping.count} groups kept whole." if data.group_by else "."
+        why = [note for note in plan.notes if note.startswith("No held-out test set")]
+        self.split_label.setText(text + (f" {why[0]}" if why else ""))
 
     # ------------------------------------------------------------------------------------ lifetime
 

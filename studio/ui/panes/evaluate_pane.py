@@ -46,13 +46,27 @@ from studio.ui.widgets.label_review import KEYS_HINT, QtLabelReview, ReviewItem,
 from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
 from studio.ui.workers import QtTaskRunner, describe_exception
 
-SPLITS = (("val", "Validation images"), ("test", "Held-out test images"), ("train", "Training images"))
+# The test share first: held-out images nothing in the run chose its epochs or settings by.
+SPLITS = (("test", "Held-out test images"), ("val", "Validation images"), ("train", "Training images"))
+TRUST_NOTE = ("The figure to trust: these held-out images were never trained on and never used to choose "
+              "the epoch or the settings.")
+NO_TEST_NOTE = ("This run kept no held-out test images (too few images per class, or none asked for), so "
+                "validation accuracy is shown; it chose the best epoch, so it flatters a little.")
 THUMB = 72
 MAX_CELL_IMAGES = 300
 ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
 WRONG_TAB, CELL_TAB = range(2)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 FILE_ROLE = Qt.ItemDataRole.UserRole + 1  # (path relative to the data folder, predicted class, caption)
+
+
+def _has_split(run: str, split: str) -> bool:
+    from studio.core.runfiles import read_split
+
+    try:
+        return any(row[2] == split for row in read_split(Path(run)))
+    except OSError:
+        return False
 
 
 def _evaluate(serial: int, run: str, split: str) -> tuple[int, Evaluation | None, str]:
@@ -122,7 +136,8 @@ class EvaluatePane(QWidget):
         self.split_combo = QComboBox()
         for key, text in SPLITS:
             self.split_combo.addItem(text, key)
-        self.split_combo.setToolTip("Which of the run's images to judge it by: validation images are never trained on")
+        self.split_combo.setToolTip("Which of the run's images to judge it by: held-out test images are the fair "
+                                    "judge; validation images chose the best epoch; training images were learned")
         self.split_combo.currentIndexChanged.connect(self._on_split)
         top.addWidget(self.split_combo)
         self.again_button = QPushButton("Evaluate again")
@@ -259,6 +274,7 @@ class EvaluatePane(QWidget):
                                      "be exported below.", "info")
             self.evaluated.emit()
             return
+        self._fall_back_from_test(run)
         key = self._key(run, self.split)
         if key in self._cache and not force:
             self._show(self._cache[key])
@@ -269,6 +285,16 @@ class EvaluatePane(QWidget):
         self.summary.setText(f"Evaluating {Path(run).name} on its {self.split_combo.currentText().lower()}…")
         self.again_button.setEnabled(False)
         self._runner.submit(_evaluate, self._serial, run, self.split)
+
+    def _fall_back_from_test(self, run: str) -> None:
+        """A run without test images opens on validation, and says why, rather than on an error."""
+        self._no_test = False
+        if self.split != "test" or _has_split(run, "test"):
+            return
+        self._no_test = True
+        self.split_combo.blockSignals(True)
+        self.split_combo.setCurrentIndex(self.split_combo.findData("val"))
+        self.split_combo.blockSignals(False)
 
     @staticmethod
     def _key(run: str, split: str) -> tuple[str, str, int]:
@@ -310,6 +336,10 @@ class EvaluatePane(QWidget):
         self.summary.setToolTip("Accuracy: the share of images it gets right. Balanced score (the average F1 over "
                                 "classes): every class counts the same, however many images it has, so a class it "
                                 "fails on pulls this down even when that class is small.")
+        if ev.split == "test":
+            self.banner.show_message(TRUST_NOTE, "info")
+        elif ev.split == "val" and getattr(self, "_no_test", False):
+            self.banner.show_message(NO_TEST_NOTE, "info")
         self.report_label.setText(f"Written for reading later: {Path(ev.run_dir) / 'report.md'} and confusion.png")
         self.matrix.set_matrix(ev.confusion, ev.classes)
         self.per_class.setRowCount(len(m.per_class))

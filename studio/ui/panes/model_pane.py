@@ -33,7 +33,7 @@ from studio.core.randomness import seeded_global
 from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.bound import bind, bound_combo, bound_spin, label_for
-from studio.ui.widgets.common import QtBanner, heading, hint, make_table
+from studio.ui.widgets.common import QtBanner, choice_combo, heading, hint, make_table
 from studio.ui.workers import QtTaskRunner
 
 WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("file", "From file…"), ("none", "None: random start"))
@@ -166,12 +166,10 @@ class ModelPane(QWidget):
         self.arch_hint = hint("")
         form.addRow("", self.arch_hint)
 
-        self.weights_combo = QComboBox()
-        for key, text in WEIGHTS:
-            self.weights_combo.addItem(text, key)
-        self.weights_combo.setToolTip("Where the network's starting numbers come from: ImageNet (already learned to "
-                                      "see on 1.2 million photos; best with few images), a weights file of your own, "
-                                      "or random (everything learned from your images alone)")
+        self.weights_combo = choice_combo(WEIGHTS, "Where the network's starting numbers come from: ImageNet "
+                                          "(already learned to see on 1.2 million photos; best with few images), a "
+                                          "weights file of your own, or random (everything learned from your images "
+                                          "alone)")
         self.weights_combo.currentIndexChanged.connect(self._on_weights_chosen)
         form.addRow("Weights", self.weights_combo)
         file_row = QHBoxLayout()

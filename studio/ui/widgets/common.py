@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -63,6 +64,15 @@ class QtBanner(QWidget):
         self.level = ""
         self.hide()
         self.closed.emit()
+
+
+def choice_combo(choices: tuple[tuple[object, str], ...] | list[tuple[object, str]], tooltip: str = "") -> QComboBox:
+    """A drop-down of (value, words) pairs: the person reads the words, the code gets the value."""
+    combo = QComboBox()
+    for value, words in choices:
+        combo.addItem(words, value)
+    combo.setToolTip(tooltip)
+    return combo
 
 
 def hint(text: str) -> QLabel:

@@ -14,6 +14,10 @@ from PySide6.QtWidgets import (
 
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.bound import bound_combo, bound_spin, label_for
+from studio.ui.widgets.common import choice_combo
+
+# "applied" is what a run's saved config says after the recipe ran; a person chooses between these two.
+CHOOSE = (("recommended", "Recommended for these images"), ("manual", "Exactly as set on the pages"))
 
 
 class QtRecipeForm(QGroupBox):
@@ -24,6 +28,16 @@ class QtRecipeForm(QGroupBox):
         self.state = state
         self._syncing = False
         form = QFormLayout(self)
+        self.choose_combo = choice_combo(CHOOSE, "Recommended: the studio looks at the images and this computer and "
+                                         "picks the network, image size, augmentation and epochs; whatever you "
+                                         "change yourself on the Model, Augment and Train pages is kept as you set it")
+        self.budget_combo = bound_combo("recipe.budget")
+        self.budget_combo.setToolTip("How long the recommended settings may take; the estimate is shown when "
+                                     "training starts, and the run ends in time with its best model")
+        form.addRow(label_for("recipe.mode"), self.choose_combo)
+        form.addRow(label_for("recipe.budget"), self.budget_combo)
+        self.choose_combo.currentIndexChanged.connect(self._on_recipe_edited)
+        self.budget_combo.currentIndexChanged.connect(self._on_recipe_edited)
         self.epochs_spin = bound_spin("train.epochs")
         self.epochs_spin.setSuffix("")
         self.lr_spin = bound_spin("train.lr", decimals=6, step=0.0001)
@@ -54,9 +68,17 @@ class QtRecipeForm(QGroupBox):
         self.early_check.toggled.connect(self._on_edited)
         state.config_changed.connect(self._on_config_changed)
         self._on_config_changed("train")
+        self._on_config_changed("recipe")
 
 
     # ------------------------------------------------------------------------------------ recipe ↔ state
+
+    @Slot()
+    def _on_recipe_edited(self) -> None:
+        recommended = self.choose_combo.currentData() == "recommended"
+        self.budget_combo.setEnabled(recommended)
+        if not self._syncing:
+            self.state.update("recipe", mode=self.choose_combo.currentData(), budget=self.budget_combo.currentData())
 
     @Slot()
     def _on_edited(self) -> None:
@@ -71,6 +93,15 @@ class QtRecipeForm(QGroupBox):
 
     @Slot(str)
     def _on_config_changed(self, section: str) -> None:
+        if section == "recipe":
+            r = self.state.config.recipe
+            self._syncing = True
+            self.choose_combo.setCurrentIndex(max(0, self.choose_combo.findData(
+                "manual" if r.mode == "manual" else "recommended")))
+            self.budget_combo.setCurrentIndex(max(0, self.budget_combo.findData(r.budget)))
+            self.budget_combo.setEnabled(r.mode != "manual")
+            self._syncing = False
+            return
         if section != "train":
             return
         t = self.state.config.train

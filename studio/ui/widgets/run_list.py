@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from studio.core.project import RunRow
 
-COLUMNS = ("Run", "Started", "Model", "Status", "Epochs", "Best")
+COLUMNS = ("Run", "Started", "Model", "Status", "Epochs", "Accuracy")
 
 
 def run_label(run: RunRow) -> str:
@@ -36,7 +36,9 @@ class QtRunList(QTableWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setDefaultSectionSize(24)
-        self.horizontalHeaderItem(5).setToolTip("Best validation accuracy")
+        self.horizontalHeaderItem(5).setToolTip(
+            "Test accuracy, on held-out images the run never chose anything by: the figure to trust. "
+            "Runs without a test share show their best validation accuracy (val).")
         self.setToolTip("Select a run to show its curves; select two (Ctrl+click) to compare them.")
         self.rows: list[RunRow] = []
         self.itemSelectionChanged.connect(self._on_selection)
@@ -48,7 +50,9 @@ class QtRunList(QTableWidget):
         self.setRowCount(len(self.rows))
         for i, run in enumerate(self.rows):
             when = time.strftime("%d %b %H:%M", time.localtime(run.started_at)) if run.started_at else ""
-            best = "—" if run.best_metric is None else f"{100 * run.best_metric:.1f}%"
+            best = "—" if run.best_metric is None else f"{100 * run.best_metric:.1f}% val"
+            if run.test_acc is not None:
+                best = f"{100 * run.test_acc:.1f}% test"
             cells = (run_label(run), when, run.arch, run.status, str(run.epochs_done), best)
             tip = f"{run.name}\n{run.folder}" + (f"\n{run.message}" if run.message else "")
             for col, text in enumerate(cells):
