@@ -42,7 +42,7 @@ from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
 from studio.ui.widgets.confusion_view import QtConfusionMatrix
 from studio.ui.widgets.export_box import QtExportBox
-from studio.ui.widgets.label_review import KEYS_HINT, QtLabelReview, ReviewItem, correction_text
+from studio.ui.widgets.label_review import KEYS_HINT, QtImageListReview
 from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
 from studio.ui.workers import QtTaskRunner, describe_exception
 
@@ -57,7 +57,6 @@ MAX_CELL_IMAGES = 300
 ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
 WRONG_TAB, CELL_TAB = range(2)
 PATH_ROLE = Qt.ItemDataRole.UserRole
-FILE_ROLE = Qt.ItemDataRole.UserRole + 1  # (path relative to the data folder, predicted class, caption)
 
 
 def _has_split(run: str, split: str) -> bool:
@@ -225,35 +224,11 @@ class EvaluatePane(QWidget):
         self.export_box.finished.connect(self.banner.show_message)
         layout.addWidget(self.export_box)
 
-    def _review(self, images: QListWidget) -> QtLabelReview:
-        """Label corrections for the selected image of `images`, suggesting the class the model predicted."""
-        def current() -> ReviewItem | None:
-            item = images.currentItem()
-            if item is None or self.evaluation is None or not item.data(FILE_ROLE):
-                return None
-            file, predicted, _ = item.data(FILE_ROLE)
-            return ReviewItem(self.evaluation.data_root, file, predicted)
-
-        def advance() -> None:
-            if images.currentRow() + 1 < images.count():
-                images.setCurrentRow(images.currentRow() + 1)
-
-        review = QtLabelReview(self.state, images, current, advance)
-        review.edited.connect(lambda *_: self._show_corrections(images))
+    def _review(self, images: QListWidget) -> QtImageListReview:
+        """Label corrections for the selected image, suggesting the class the model predicted."""
+        review = QtImageListReview(self.state, images, lambda: self.evaluation and self.evaluation.data_root)
         review.failed.connect(lambda message: self.banner.show_message(message, "error"))
         return review
-
-    def _show_corrections(self, images: QListWidget) -> None:
-        """Each image's caption says how its label stands corrected in the project."""
-        if self.evaluation is None or not images.count():
-            return
-        fixes = self.reviews[0].corrections(self.evaluation.data_root)
-        for i in range(images.count()):
-            item = images.item(i)
-            if item.data(FILE_ROLE):
-                file, _, caption = item.data(FILE_ROLE)
-                note = correction_text(fixes.get(file))
-                item.setText(f"{caption}\n{note}" if note else caption)
 
     # ------------------------------------------------------------------------------------ evaluating
 
@@ -357,7 +332,7 @@ class EvaluatePane(QWidget):
         if not ev.most_wrong:
             self.wrong_list.addItem("No mistakes on these images.")
         self._load_thumbnails("wrong", self.wrong_list)
-        self._show_corrections(self.wrong_list)
+        self.reviews[0].refresh()
 
     @staticmethod
     def _diagnostics_html(ev: Evaluation) -> str:
@@ -382,7 +357,7 @@ class EvaluatePane(QWidget):
         item = QListWidgetItem(self._blank, text)  # the thumbnail replaces the blank when it is loaded
         full = str(ev.abspath(path))
         item.setData(PATH_ROLE, full)
-        item.setData(FILE_ROLE, (path, ev.classes[predicted], text))
+        QtImageListReview.mark(item, path, ev.classes[predicted])
         item.setToolTip(f"{full}\ntrue class: {ev.classes[true]}\npredicted: {ev.classes[predicted]} "
                         f"({100 * p:.1f}%)\nClick to inspect it")
         target.addItem(item)
@@ -419,7 +394,7 @@ class EvaluatePane(QWidget):
         self.tabs.setCurrentIndex(CELL_TAB)
         self.tabs.setTabText(CELL_TAB, f"{ev.classes[true]} → {ev.classes[predicted]} ({len(images)})")
         self._load_thumbnails("cell", self.cell_list)
-        self._show_corrections(self.cell_list)
+        self.reviews[1].refresh()
 
     @Slot(QListWidgetItem)
     def _on_image_clicked(self, item: QListWidgetItem) -> None:

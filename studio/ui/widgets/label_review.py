@@ -15,12 +15,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QAbstractItemView, QMenu
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QMenu
 
 from studio.core import labels
 from studio.core.dataset import DatasetError, ScanReport, scan
 from studio.ui.state import QtStudioState
 
+# An image list's items carry (path in the data folder, suggested class, caption) in this role.
+REVIEW_ROLE = Qt.ItemDataRole.UserRole + 1
 KEYS_HINT = "Keys: R use the suggested class · X leave out of training · U undo · N next · right-click: any class"
 
 
@@ -119,3 +121,41 @@ class QtLabelReview(QObject):
         menu = self.build_menu()
         if menu is not None:
             menu.popup(self.view.viewport().mapToGlobal(pos))
+
+
+class QtImageListReview(QtLabelReview):
+    """The corrections of one image list (e.g. Evaluate's galleries): its items carry REVIEW_ROLE data
+    (see `mark`), `root()` names their data folder, and each caption shows the image's standing correction."""
+
+    def __init__(self, state: QtStudioState, images: QListWidget, root: Callable[[], str | None]) -> None:
+        self.images, self.root = images, root
+        super().__init__(state, images, self._current_item, self._next_item)
+        self.edited.connect(lambda *_: self.refresh())
+
+    @staticmethod
+    def mark(item: QListWidgetItem, file: str, suggested: str) -> None:
+        """Make `item` reviewable: `file` relative to the data folder, `suggested` the class R gives it."""
+        item.setData(REVIEW_ROLE, (file, suggested, item.text()))
+
+    def _current_item(self) -> ReviewItem | None:
+        item, root = self.images.currentItem(), self.root()
+        if item is None or not root or not item.data(REVIEW_ROLE):
+            return None
+        file, suggested, _ = item.data(REVIEW_ROLE)
+        return ReviewItem(root, file, suggested)
+
+    def _next_item(self) -> None:
+        if self.images.currentRow() + 1 < self.images.count():
+            self.images.setCurrentRow(self.images.currentRow() + 1)
+
+    def refresh(self) -> None:
+        root = self.root()
+        if not root or not self.images.count():
+            return
+        fixes = self.corrections(root)
+        for i in range(self.images.count()):
+            item = self.images.item(i)
+            if item.data(REVIEW_ROLE):
+                file, _, caption = item.data(REVIEW_ROLE)
+                note = correction_text(fixes.get(file))
+                item.setText(f"{caption}\n{note}" if note else caption)
