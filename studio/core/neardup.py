@@ -151,13 +151,7 @@ def pixel_match(thumbnails: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     pairs = pairs.reshape(-1, 2)
     thumbnails = np.asarray(thumbnails)[used]
     views = [_zoomed(thumbnails, crop) for crop in _ZOOM_CROPS]
-    best = np.full(len(pairs), -1.0, dtype=np.float32)
-    combos = [(0, 0)] + [(0, k) for k in range(1, len(views))] + [(k, 0) for k in range(1, len(views))]
-    for start in range(0, len(pairs), 4096):
-        a, b = pairs[start:start + 4096, 0], pairs[start:start + 4096, 1]
-        for ka, kb in combos:
-            score = _shifted_correlation(views[ka][a], views[kb][b])
-            np.maximum(best[start:start + len(a)], score, out=best[start:start + len(a)])
+    best = _shifted_correlation(views, pairs)
     close = _best_partners(pairs, best, len(used))
     close = close[(best[close] >= PIXEL_THRESHOLD - _FINE_BAND) & (best[close] < PIXEL_THRESHOLD)]
     if len(close):
@@ -243,22 +237,22 @@ def _zoomed(thumbnails: np.ndarray, crop: int) -> np.ndarray:
     return (np.add.reduceat(rows, idx[:-1], axis=2) / np.diff(idx)[None, None, :]).astype(np.float32)
 
 
-def _shifted_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Best correlation over shifts of up to _SHIFT px, from sums over the overlap (no centred copies)."""
-    n = a.shape[1]
-    best = np.full(len(a), -1.0, dtype=np.float32)
+def _shifted_correlation(views: list[np.ndarray], pairs: np.ndarray) -> np.ndarray:
+    """Per pair, the best correlation over shifts of up to _SHIFT px and the zoom combinations (either
+    image zoomed, or neither). Each image's overlap window is centred and normalised once per shift,
+    so a pair costs one dot product per combination."""
+    n = views[0].shape[1]
+    combos = [(0, 0)] + [(0, k) for k in range(1, len(views))] + [(k, 0) for k in range(1, len(views))]
+    best = np.full(len(pairs), -1.0, dtype=np.float32)
     for dy in range(-_SHIFT, _SHIFT + 1):
         for dx in range(-_SHIFT, _SHIFT + 1):
-            pa = a[:, max(0, dy):n + min(0, dy), max(0, dx):n + min(0, dx)]
-            pb = b[:, max(0, -dy):n + min(0, -dy), max(0, -dx):n + min(0, -dx)]
-            m = pa.shape[1] * pa.shape[2]
-            sa, sb = pa.sum(axis=(1, 2)), pb.sum(axis=(1, 2))
-            cov = np.einsum("nij,nij->n", pa, pb) - sa * sb / m
-            va = np.einsum("nij,nij->n", pa, pa) - sa * sa / m
-            vb = np.einsum("nij,nij->n", pb, pb) - sb * sb / m
-            denom = np.sqrt(np.maximum(va, 0) * np.maximum(vb, 0))
-            score = np.where(denom > 1e-3, cov / np.maximum(denom, 1e-3), 0.0)
-            np.maximum(best, score, out=best)
+            first = [_unit(v[:, max(0, dy):n + min(0, dy), max(0, dx):n + min(0, dx)]) for v in views]
+            second = [_unit(v[:, max(0, -dy):n + min(0, -dy), max(0, -dx):n + min(0, -dx)]) for v in views]
+            for start in range(0, len(pairs), 4096):
+                a, b = pairs[start:start + 4096, 0], pairs[start:start + 4096, 1]
+                for ka, kb in combos:
+                    score = np.einsum("ij,ij->i", first[ka][a], second[kb][b])
+                    np.maximum(best[start:start + len(a)], score, out=best[start:start + len(a)])
     return best
 
 
