@@ -68,6 +68,7 @@ class AuditResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "images": len(self.files), "overlay_version": self.overlay_version,
+                "score": "log10 of how many times likelier the suggested class is than the given one",
                 "suspected_labels": [asdict(s) for s in self.suspected_labels],
                 "duplicates": [g.files for g in self.duplicates],
                 "duplicate_groups": [asdict(g) for g in self.duplicates],
