@@ -190,7 +190,7 @@ class Trainer:
             callbacks=self.callbacks, stop=self.stop, world=self.world,
             save_epoch=lambda opt, stage, best, row: rec.save_epoch(model, opt, stage, best, row, self._state),
             resume_training=(self._resume or {}).get("training", {}), random=random,
-            deadline=started + cfg.train.time_limit if cfg.train.time_limit else 0.0)
+            deadline=time.time() + cfg.train.time_limit if cfg.train.time_limit else 0.0)
         stages = self._start(ctx, make, pixels, classes, notes)
         rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
         status = self._train_stages(ctx, make, stages)
