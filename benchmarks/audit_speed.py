@@ -1,6 +1,6 @@
 """Where the audit's time goes, and how it grows with ten times more images.
 
-    python3 benchmarks/audit_speed.py WORK_DIR [--images 1500] [--scale 10]
+    python3 benchmarks/audit_speed.py WORK_DIR [--images 1500] [--scale 10] [--project DIR]
 
 First the real thing: scikit-learn's digits as 32 px PNG class folders (the first --images files),
 audited with a fresh project, stage by stage: reading and hashing the files, the backbone's
@@ -9,7 +9,8 @@ copies, outliers and the map. Then the stages after the features once more on --
 many images. Computing real features for those would take many CPU-minutes on a shared machine,
 so their rows are made from the real ones: each a random blend of two images of one class
 (features and thumbnails alike), i.e. distinct pictures with the class structure of the real set.
-The feature stage at that size is the per-image cost measured here, multiplied.
+The feature stage at that size is the per-image cost measured here, multiplied. --project reuses a
+project whose features are stored (then the feature stage measures reading them, not computing them).
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("work", type=Path)
     parser.add_argument("--images", type=int, default=1500)
     parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--project", type=Path, help="reuse this project's stored features")
     args = parser.parse_args(argv)
     source = write_digits(args.work / "digits")
-    project = args.work / "speed-project"
-    shutil.rmtree(project, ignore_errors=True)
+    project = args.project or args.work / "speed-project"
+    if args.project is None:
+        shutil.rmtree(project, ignore_errors=True)
     times: dict[str, float] = {}
     report = scan(source, check_pixels=False)
     report = dataclasses.replace(report, records=list(report.good[: args.images]))
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     result = audit.run_audit(report, project)
     whole = time.perf_counter() - started
     n = len(paths)
-    print(f"{n} images ({len(report.classes)} classes), fresh project:")
+    print(f"{n} images ({len(report.classes)} classes), {'stored' if args.project else 'fresh'} project:")
     for what, seconds in times.items():
         print(f"  {what:28s} {seconds:7.1f} s")
     per_image = 1000 * times["features (backbone)"] / n
