@@ -4,7 +4,8 @@
 worker, and also writes report.md and confusion.png into the run folder, exactly as
 `studio evaluate` does. The view draws the `Evaluation`: a clickable confusion matrix, per-class
 precision / recall / F1, the confident mistakes and the plain-language diagnostics. Clicking an
-image sends it to Inspect through the shared state.
+image sends it to Inspect through the shared state. The image lists take the same label
+corrections as the Audit page (keys R, X, U, N and a right-click menu), stored in the project.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from studio.ui.widgets.evaluation_parts import (
     per_class_table,
 )
 from studio.ui.widgets.export_box import QtExportBox
+from studio.ui.widgets.label_review import KEYS_HINT, QtImageListReview
 from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
 from studio.ui.workers import QtTaskRunner
 
@@ -147,7 +149,8 @@ class EvaluatePane(QWidget):
         wrong_page = QWidget()
         wv = QVBoxLayout(wrong_page)
         wv.addWidget(hint("The mistakes the model was surest about: wrong labels and real blind spots hide here. "
-                          "Click one to look inside the model for it."))
+                          "Click one to look inside the model for it. To correct its label (in the project, "
+                          "never in your folder): " + KEYS_HINT.removeprefix("Keys: ").replace("suggested", "model's")))
         wv.addWidget(self.wrong_list, 1)
         self.tabs.addTab(wrong_page, "Most confident mistakes")
         cell_page = QWidget()
@@ -159,6 +162,7 @@ class EvaluatePane(QWidget):
         self.cell_list.itemClicked.connect(self._on_image_clicked)
         cv.addWidget(self.cell_list, 1)
         self.tabs.addTab(cell_page, "Images in a cell")
+        self.reviews = [self._review(self.wrong_list), self._review(self.cell_list)]
         rv.addWidget(self.tabs, 1)
         split.addWidget(right)
         split.setSizes([560, 520])
@@ -166,6 +170,12 @@ class EvaluatePane(QWidget):
         self.export_box = QtExportBox(lambda: self.state.current_run)
         self.export_box.finished.connect(self.banner.show_message)
         layout.addWidget(self.export_box)
+
+    def _review(self, images: QListWidget) -> QtImageListReview:
+        """Label corrections for the selected image, suggesting the class the model predicted."""
+        review = QtImageListReview(self.state, images, lambda: self.evaluation and self.evaluation.data_root)
+        review.failed.connect(lambda message: self.banner.show_message(message, "error"))
+        return review
 
     # ------------------------------------------------------------------------------------ evaluating
 
@@ -269,6 +279,7 @@ class EvaluatePane(QWidget):
         if not ev.most_wrong:
             self.wrong_list.addItem("No mistakes on these images.")
         self._load_thumbnails("wrong", self.wrong_list)
+        self.reviews[0].refresh()
 
     @staticmethod
     def _diagnostics_html(ev: Evaluation) -> str:
@@ -293,6 +304,7 @@ class EvaluatePane(QWidget):
         item = QListWidgetItem(self._blank, text)  # the thumbnail replaces the blank when it is loaded
         full = str(ev.abspath(path))
         item.setData(PATH_ROLE, full)
+        QtImageListReview.mark(item, path, ev.classes[predicted])
         item.setToolTip(f"{full}\ntrue class: {ev.classes[true]}\npredicted: {ev.classes[predicted]} "
                         f"({100 * p:.1f}%)\nClick to inspect it")
         target.addItem(item)
@@ -329,6 +341,7 @@ class EvaluatePane(QWidget):
         self.tabs.setCurrentIndex(CELL_TAB)
         self.tabs.setTabText(CELL_TAB, f"{ev.classes[true]} → {ev.classes[predicted]} ({len(images)})")
         self._load_thumbnails("cell", self.cell_list)
+        self.reviews[1].refresh()
 
     @Slot(QListWidgetItem)
     def _on_image_clicked(self, item: QListWidgetItem) -> None:
