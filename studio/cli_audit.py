@@ -47,7 +47,7 @@ def _split_of_latest_run(project, root: str) -> dict[str, str]:  # noqa: ANN001
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from studio.core.audit import run_audit
+    from studio.core.audit import odds_text, run_audit
     from studio.core.dataset import scan
     from studio.core.labels import apply_overlay
 
@@ -64,8 +64,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     print(f"{len(result.files)} images audited in {report.root}")
     print(f"\nSuspected wrong labels ({len(result.suspected_labels)}), most suspicious first:")
+    print("  (how many times likelier the suggested class is than the label, by a model that never saw the image)")
     for s in result.suspected_labels[: args.top]:
-        print(f"  {s.score:5.2f}  {s.file}: labelled {s.given}, looks like {s.suggested}")
+        print(f"  {odds_text(s.score):>10}  {s.file}: labelled {s.given}, looks like {s.suggested}")
     print(f"\nDuplicates ({len(result.duplicates)} groups):")
     for g in result.duplicates[: args.top]:
         print(f"  [{g.kind}] " + ", ".join(g.files))

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio.core.audit import dataset_map, find_outliers, out_of_fold_probabilities, rank_suspects, run_audit
+from studio.core.audit import (
+    dataset_map,
+    find_outliers,
+    odds_text,
+    out_of_fold_probabilities,
+    rank_suspects,
+    run_audit,
+)
 from studio.core.cache import Cancelled
 from studio.core.dataset import scan
 from studio.core.features import FeatureStore
@@ -81,3 +88,14 @@ def test_cancelled_audit_leaves_only_whole_rows(tmp_path: Path) -> None:
     with pytest.raises(Cancelled):
         run_audit(scan(data), tmp_path / "project", should_stop=lambda: True)
     assert not np.isnan(FeatureStore(tmp_path / "project").embed_files(sorted(data.rglob("*.png")))).any()
+
+
+def test_clear_suspects_keep_their_order_instead_of_all_scoring_one() -> None:
+    """A difference of probabilities shows 1.00 for every clear case; the likelihood ratio still ranks them."""
+    given = np.array([0, 0, 0, 0, 1, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [1e-3, 1 - 1e-3], [1e-7, 1 - 1e-7],
+                      [0.1, 0.9], [0.2, 0.8], [0.3, 0.7]])
+    suspects = rank_suspects(probs, given, ["a", "b"], [f"f{i}" for i in range(7)])
+    assert [s.file for s in suspects] == ["f3", "f2"]
+    assert suspects[0].score == pytest.approx(7, abs=0.01) and suspects[1].score == pytest.approx(3, abs=0.01)
+    assert odds_text(suspects[0].score) == "1.0·10⁷×" and odds_text(suspects[1].score) == "1,000×"

@@ -71,3 +71,24 @@ def test_nan_rows_are_alone_and_exact_copies_merge() -> None:
     exact = exact_copy_groups(["a", "b", None, "b", None])
     assert group_lists(exact) == [[1, 3]]
     assert group_lists(merge_groups(groups, exact)) == [[0, 4], [1, 3]]
+
+
+def _fur(rng: np.random.Generator, size: int = 96) -> Image.Image:
+    """Fine texture (like fur or tissue): where a fraction of a pixel of misalignment costs most correlation."""
+    noise = rng.normal(0, 1, (size // 8, size // 8))
+    grey = np.clip(128 + 40 * noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).resize((size, size), Image.Resampling.BILINEAR).convert("RGB")
+
+
+def test_a_copy_cropped_on_one_side_and_resized_back_matches_its_original() -> None:
+    from studio.core.features import _thumbnail
+    from studio.core.neardup import PIXEL_THRESHOLD, pixel_match
+
+    rng = np.random.default_rng(3)
+    originals = [_fur(rng) for _ in range(4)]
+    copies = [im.crop((5, 0, 96, 91)).resize((96, 96), Image.Resampling.BILINEAR) for im in originals]
+    thumbs = np.stack([_thumbnail(np.asarray(im)) for im in originals + copies]).astype(np.float32)
+    same = pixel_match(thumbs, np.array([[i, i + 4] for i in range(4)]))
+    other = pixel_match(thumbs, np.array([[i, (i + 1) % 4 + 4] for i in range(4)]))
+    assert (same >= PIXEL_THRESHOLD).all(), same
+    assert (other < 0.5).all(), other

@@ -5,9 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+import matplotlib
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
 
-from studio.ui.panes.audit_pane import AuditPane
+from studio.core.audit import AuditResult
+from studio.core.fonts import available_fallbacks
+from studio.ui.panes.audit_pane import AuditPane, QtDatasetMap
 from tests.conftest import make_colour_folder, snapshot
 from tests.ui.conftest import RUN_TIMEOUT_MS, load_folder
 
@@ -44,3 +49,18 @@ def test_review_queue_with_shortcuts_updates_data_counts(window, qtbot, tmp_path
     assert _counts(window) == {"blue": 7, "green": 6, "red": 5}
     assert snapshot(data) == before
     pane.map.grab().save(str(tmp_path / "map.png"))
+
+
+def test_the_map_legend_draws_class_names_in_any_script(qtbot) -> None:
+    if not available_fallbacks():
+        pytest.skip("no font for Chinese characters on this computer")
+    matplotlib.rcParams["font.family"] = ["sans-serif"]  # as a fresh process starts
+    result = AuditResult("/nowhere", ["a.png", "b.png", "c.png"], ["組織", "cat", "cat"], [], [], [],
+                         np.array([[0, 0], [1, 1], [2, 0]], dtype=np.float32))
+    view = QtDatasetMap()
+    qtbot.addWidget(view)
+    view.show_result(result)
+    assert any(name in available_fallbacks() for name in matplotlib.rcParams["font.family"])
+    assert view.file_at(QPoint(0, 0)) is None
+    x, y = view.points[1]
+    assert view.file_at(QPoint(int(x), int(y))) == "b.png"
