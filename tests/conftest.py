@@ -49,8 +49,19 @@ def project_dir(tmp_path: Path) -> Path:
     return tmp_path / "project"
 
 
+@pytest.fixture(scope="session")
+def _backbone_graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the exported feature network, shared by every test and subprocess of the session:
+    exporting it costs seconds, and it depends only on the bundled weights."""
+    return tmp_path_factory.mktemp("backbone")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _backbone_graphs: Path) -> None:
     """Runs, caches and settings of a test never land in the real user's folders."""
+    from studio.core.userdirs import APP_NAME
+
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "studio-home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "cache" / APP_NAME).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache" / APP_NAME / "backbone").symlink_to(_backbone_graphs, target_is_directory=True)
