@@ -1,7 +1,8 @@
 """Does a model know when an image is unlike its training images? And does its confidence mean what it says?
 
 Two real data sets, each a stranger to the other:
-- photo crops: non-overlapping 64 px tiles of six scikit-image photographs (class = the photograph),
+- photo crops: non-overlapping 64 px tiles of six scikit-image photographs scaled to 960 px (class = the
+  photograph),
   every third column of tiles held out (disjoint regions spread over each photo);
 - digits: scikit-learn's handwritten digits as 32 px PNGs, every fifth image held out.
 
@@ -11,12 +12,13 @@ EfficientNet-Lite0 pretrained with its backbone frozen) it prints:
 - the share of foreign images flagged unfamiliar (target >= 90 %),
 - the share of the model's own held-out images flagged (target <= 10 %),
 - AUROC of the familiarity score (foreign vs own held-out),
-- for photo models, the calibration error (ECE) on the held-out crops before and after temperature scaling
-  (target <= 0.05 after),
+- the calibration error (ECE) on the model's own held-out images before and after temperature scaling
+  (target for the photo models <= 0.05 after), with the floor chance alone gives on so many images,
 in each feature space the verdict can use: the network's own ("network") and the bundled ImageNet
 network's ("reference", when the feature store is installed). The space a run picks by itself is marked.
 
-    python benchmarks/unfamiliar.py [--work DIR] [--quick] [--only custom|pretrained]
+    python benchmarks/unfamiliar.py [--work DIR] [--quick] [--only custom|pretrained] [--direction photo|digits]
+                                    [--chosen-only] [--reuse] [--refit]
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ def calibration(predictor: Predictor, folder: Path) -> str:
             f"{fitted.get('ece_after', nan):.3f}")
 
 
-def measure(run_dir: Path, own_test: Path, foreign: list[Path], photos: bool, chosen: str) -> None:
+def measure(run_dir: Path, own_test: Path, foreign: list[Path], chosen: str) -> None:
     predictor = Predictor(run_dir)
     space = predictor.space
     own = scores(predictor, expand_inputs([own_test]))
@@ -166,8 +168,7 @@ def measure(run_dir: Path, own_test: Path, foreign: list[Path], photos: bool, ch
     line = (f"  space {space:<9}{' (chosen)' if space == chosen else '         '} foreign flagged "
             f"{100 * (odd > 1).mean():5.1f}%   own held-out flagged {100 * (own > 1).mean():5.1f}%   "
             f"AUROC {auroc(own, odd):.3f}")
-    if photos:
-        line += calibration(predictor, own_test)
+    line += calibration(predictor, own_test)
     print(line, flush=True)
 
 
@@ -176,6 +177,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/studio-unfamiliar")
     parser.add_argument("--quick", action="store_true", help="fewer epochs and images (a smoke test)")
     parser.add_argument("--only", choices=("custom", "pretrained"))
+    parser.add_argument("--direction", choices=("photo", "digits"), help="only the photo model or the digits model")
+    parser.add_argument("--chosen-only", action="store_true", help="measure only the space a run chooses itself")
     parser.add_argument("--foreign", type=int, default=400, help="foreign images per direction")
     parser.add_argument("--reuse", action="store_true", help="measure the runs of an earlier invocation again")
     parser.add_argument("--refit", action="store_true", help="fit calibration and familiarity again (current code)")
@@ -200,17 +203,17 @@ def main() -> None:
     # The quickest first: the from-scratch digits model trains longest.
     for kind, (name, data, own_test, foreign, photos) in (("custom", photo), ("pretrained", photo),
                                                           ("pretrained", digits), ("custom", digits)):
-        if args.only and kind != args.only:
+        if (args.only and kind != args.only) or (args.direction and (args.direction == "photo") != photos):
             continue
         print(f"{name} — {kind}", flush=True)
         run_dir = train(data, work / "project", kind, epochs, args.reuse)
         # What a run trained now would choose by itself (its setting through today's rule).
         setting = json.loads((run_dir / "config.json").read_text())["train"].get("familiarity_space", "auto")
         chosen = choose_space(setting, reference_available())
-        for space in sorted(spaces, key=lambda s: s != chosen):  # the run's own choice first
+        for space in sorted(spaces, key=lambda s: s != chosen)[:1 if args.chosen_only else None]:  # its choice first
             if space != Predictor(run_dir).space or args.refit:
                 refit_run(run_dir, space=space, project_folder=work / "project")
-            measure(run_dir, own_test, foreign, photos, chosen)
+            measure(run_dir, own_test, foreign, chosen)
         if Predictor(run_dir).space != chosen:  # leave the run as training would leave it now
             refit_run(run_dir, space=chosen, project_folder=work / "project")
 

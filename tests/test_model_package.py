@@ -132,6 +132,22 @@ def test_predict_py_gives_the_studios_unfamiliarity_score_and_verdict(reference_
         assert abs(got[p.path]["unfamiliar_score"] - p.score) <= 1e-4 * max(1.0, p.score), p.path
 
 
+def test_a_plain_onnx_file_carries_the_reference_verdict_too(reference_run: Path, tmp_path: Path) -> None:
+    """One input there: the reference network resizes the given pixels itself, so the score is close, not equal."""
+    import onnxruntime as ort
+
+    from studio.core.export import export_onnx
+    from tests.test_trust import stripes
+
+    session = ort.InferenceSession(str(export_onnx(reference_run, tmp_path / "m.onnx").path),
+                                   providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    odd = sorted(stripes(tmp_path / "odd", n=2).glob("*.png"))
+    pixels = np.stack([to_tensor(load_for_model(f, 24)).numpy() for f in odd])
+    _, score = session.run(None, {"images": pixels})
+    assert (score > 1).all() and [p.unfamiliar for p in Predictor(reference_run).predict_paths(odd)] == [True] * 2
+
+
 def test_predict_py_names_an_unreadable_file_and_goes_on(package: Path, tmp_path: Path, awkward) -> None:
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
