@@ -6,9 +6,9 @@ top-k) — the path a dropped file takes in the window and in `studio predict`:
 
 - before: a checkpoint without the new fields (no temperature, no verdict);
 - after, network space: temperature and class Gaussians on the network's own features, the same
-  forward pass (what a pretrained model uses);
-- after, reference space: the bundled EfficientNet-Lite0 embeds the picture too (what a custom CNN
-  trained from scratch uses), when the feature store is installed.
+  forward pass (used when a run asks for it);
+- after, reference space: the bundled EfficientNet-Lite0 embeds the picture too, at 160 px (what every
+  run uses by default), when the feature store is installed.
 
 Target: ResNet-18 at 224 px under 150 ms on two cores, after as before.
 
@@ -79,7 +79,7 @@ def main() -> None:
             cases = [("before (no verdict)", Predictor(data)),
                      ("after, network space", Predictor(with_verdict(data, dim, "network")))]
             if reference_available():
-                cases.append(("after, reference space", Predictor(with_verdict(data, 1280, "reference"))))
+                cases.append(("after, reference (default)", Predictor(with_verdict(data, 1280, "reference"))))
             print(f"{arch} at {size} px, file -> top-5 and verdict")
             for label, predictor in cases:
                 median, worst = timed(lambda p=predictor: list(p.predict_paths([jpeg], 5)), args.repeat)

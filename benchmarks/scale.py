@@ -8,6 +8,11 @@ the training process, and the size of the decode cache on disk. Cost per image
 should stay flat as N grows, and memory should stay bounded by the cache budget
 (`--cache-mb`, the run's data.cache_memory_mb) once the pixels spill to disk.
 
+The runs use the settings as given, without the per-image feature pass of the bundled
+ImageNet network (near-duplicate grouping, the recipe's quick classifier, familiarity in its
+space): that pass costs the same per image at every size and is timed once on its own
+(`features µs/img`), so a run with it costs N times that much more.
+
     python benchmarks/scale.py --sizes 5000 20000 100000
 """
 
@@ -55,7 +60,8 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, float]:
     env = {**os.environ, "STUDIO_HOME": str(project), "XDG_CACHE_HOME": str(cache_home)}
     scan_s, _, _ = run([sys.executable, "-m", "studio.cli", "scan", str(data), "--json"], env)
     train_cmd = [sys.executable, "-m", "studio.cli", "train", "--data", str(data), "--project", str(project),
-                 "--arch", "custom", "--blocks", "3", "--image-size", "64", "--epochs", "2", "--json", "--quiet"]
+                 "--arch", "custom", "--blocks", "3", "--image-size", "64", "--epochs", "2", "--json", "--quiet",
+                 "--manual", "--no-near-duplicates", "--familiarity-space", "network"]
     config = work / f"config-{n}.json"
     config.write_text(json.dumps({"data": {"cache_memory_mb": args.cache_mb}}))
     train_s, stdout, peak_kb = run(train_cmd + ["--config", str(config)], env)
@@ -69,11 +75,25 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, float]:
             "peak_mb": peak_kb / 1024, "cache_mb": cache_bytes / 2**20}
 
 
+def feature_cost(work: Path, n: int = 256) -> float:
+    """Seconds per image of the bundled network's feature pass (what near-duplicate grouping computes)."""
+    from studio.core.features import FeatureStore
+
+    data = make_sample_dataset(work / "features-sample", per_class=n // 4, size=64, seed=2)
+    files = sorted(str(p) for p in data.rglob("*.png"))
+    store = FeatureStore(work / "features-project")
+    store.embed_files(files[:8])  # the network's load, not counted
+    started = time.perf_counter()
+    store.embed_files(files[8:])
+    return (time.perf_counter() - started) / max(1, len(files) - 8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 100000])
     parser.add_argument("--cache-mb", type=int, default=512, help="memory budget for decoded pixels")
     parser.add_argument("--work", help="folder for the images and projects (default: a temporary folder)")
+    parser.add_argument("--no-features", action="store_true", help="skip timing the feature pass")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
@@ -85,6 +105,8 @@ def main() -> None:
             print(f"{n:8d} {m['scan_s']:8.1f} {m['scan_s'] * per:7.0f} {m['first_epoch_s']:9.1f} "
                   f"{m['first_epoch_s'] * per:7.0f} {m['later_epoch_s']:9.1f} {m['later_epoch_s'] * per:7.0f} "
                   f"{m['train_wall_s']:7.0f} {m['peak_mb']:8.0f} {m['cache_mb']:9.0f}", flush=True)
+        if not args.no_features:
+            print(f"features µs/img (bundled network, once per image per project): {feature_cost(work) * 1e6:.0f}")
 
 
 if __name__ == "__main__":

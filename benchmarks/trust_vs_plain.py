@@ -83,7 +83,9 @@ def studio_run(train: Path, home: Path) -> tuple[dict, float]:
     env = dict(os.environ, STUDIO_HOME=str(home), PYTHONPATH=str(ROOT))
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "studio.cli", "train", "--data", str(train), "--json"],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"studio train failed on {train}: {out.stderr.strip().splitlines()[-1:]}")
     return json.loads(out.stdout), time.perf_counter() - start
 
 

@@ -145,8 +145,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     def on_interrupt(signum: int, frame: Any) -> None:
         if stop.stopped:
             raise KeyboardInterrupt
-        print("\nStopping after this batch (the last finished epoch is kept); Ctrl-C again to abort.",
-              file=sys.stderr)
+        from studio.core.run_words import STOPPING
+
+        print(f"\n{STOPPING} Press Ctrl-C again to abort.", file=sys.stderr)
         stop.stop()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -180,6 +181,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not quiet and predictor.familiarity is None:
         print("note: this model predates the familiarity check; every verdict is 'unavailable' "
               "(retrain to get one)", file=sys.stderr)
+    elif not quiet:
+        from studio.core.trust import SPACE_WORDS
+
+        print(f"note: each image is compared with the training images by {SPACE_WORDS[predictor.space]}",
+              file=sys.stderr)
     for p in predictor.predict_paths(files, top_k=args.top_k):
         predictions.append(p)
         if not quiet:
@@ -222,6 +228,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from studio.core.project import Project, default_project_dir
+    from studio.core.run_words import status_word
+    from studio.core.words import percent
 
     folder = Path(args.project) if args.project else default_project_dir()
     if not (folder / "project.sqlite").exists():
@@ -248,10 +256,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(f"{'id':>3}  {'run':<32} {'arch':<20} {'status':<14} {'epochs':>6} {'test acc':>8} {'best val acc':>12}")
     for r in runs:
-        best = "—" if r.best_metric is None else f"{100 * r.best_metric:.1f}%"
-        test = "—" if r.test_acc is None else f"{100 * r.test_acc:.1f}%"
-        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {r.status:<14} {r.epochs_done:>6} {test:>8} "
-              f"{best:>12}")
+        status, test, best = status_word(r.status), percent(r.test_acc), percent(r.best_metric)
+        print(f"{r.id:>3}  {Path(r.folder).name:<32} {r.arch:<20} {status:<14} {r.epochs_done:>6} {test:>8} {best:>12}")
     return 0
 
 

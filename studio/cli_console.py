@@ -12,7 +12,7 @@ import sys
 from tqdm import tqdm
 
 from studio.core.callbacks import BatchEnd, Callback, EpochEnd, RunResult, RunStarted
-from studio.core.words import percent
+from studio.core.run_words import epoch_line, finished_lines, started_lines
 
 
 class ConsoleCallback(Callback):
@@ -59,14 +59,8 @@ class ConsoleCallback(Callback):
     def on_run_start(self, info: RunStarted) -> None:
         if self.quiet:
             return
-        self._print(f"Run folder: {info.run_dir}")
-        self._print(f"{len(info.classes)} classes; {info.train_images} training, {info.val_images} validation, "
-                    f"{info.test_images} test images; {info.device}, {info.precision}; "
-                    f"{info.parameters:,} parameters")
-        for note in info.notes:
-            self._print(f"note: {note}")
-        if info.start_epoch:
-            self._print(f"Resuming after epoch {info.start_epoch}")
+        for line in started_lines(info):
+            self._print(line)
 
     def on_batch_end(self, info: BatchEnd) -> None:
         if self.quiet or not self.tty:
@@ -75,23 +69,14 @@ class ConsoleCallback(Callback):
                    f"loss {info.loss:.4f}, {info.images_per_second:,.0f} img/s")
 
     def on_epoch_end(self, info: EpochEnd) -> None:
-        if self.quiet:
-            return
-        val_loss = "   —  " if info.val_loss is None else f"{info.val_loss:.4f}"
-        best = " *best" if info.is_best else ""
-        stage = " (new last layer only)" if info.stage == "head" else ""
-        train_acc, val_acc = (percent(v, width=5, missing="   —  ") for v in (info.train_acc, info.val_acc))
-        self._print(f"epoch {info.epoch:>3}/{info.epochs}  train loss {info.train_loss:.4f} acc {train_acc}"
-                    f"  val loss {val_loss} acc {val_acc}  lr {info.lr:.2e}  {info.seconds:.1f}s"
-                    f"  {info.images_per_second:,.0f} img/s{stage}{best}")
+        if not self.quiet:
+            self._print(epoch_line(info))
 
     def on_finished(self, result: RunResult) -> None:
         if self.quiet:
             return
-        self._print(f"{result.status}: best validation accuracy {percent(result.best_val_acc)} at epoch "
-                    f"{result.best_epoch}; checkpoint {result.checkpoint}")
-        if result.test_acc is not None:
-            self._print(f"held-out test accuracy {percent(result.test_acc)}")
+        for line in finished_lines(result):
+            self._print(line)
         if result.message:
             self._print(result.message)
 

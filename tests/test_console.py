@@ -25,7 +25,9 @@ def test_terminal_gets_a_bar_with_time_left() -> None:
     _epoch(ConsoleCallback(stream=out))
     text = out.getvalue()
     assert "epoch 1:" in text and "/5 [" in text and "<" in text  # tqdm's bar: "elapsed<left"
-    assert text.rstrip().endswith("*best") and "acc  75.0%" in text  # the bar is gone before the epoch line
+    last = text.rstrip().splitlines()[-1]
+    assert last.startswith("Epoch 1/3") and last.endswith("★ best so far")  # the bar is gone before the epoch line
+    assert "accuracy 75.0%" in last
 
 
 def test_a_pipe_gets_plain_lines_only() -> None:
@@ -34,5 +36,5 @@ def test_a_pipe_gets_plain_lines_only() -> None:
     console.on_progress(3, 10, "decoding images")
     _epoch(console)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("epoch   1/3")
+    assert len(lines) == 1 and lines[0].startswith("Epoch 1/3")
     assert "\r" not in out.getvalue() and "\033" not in out.getvalue()

@@ -9,6 +9,7 @@ import pytest
 
 from studio.core.callbacks import Callback
 from studio.core.config import RunConfig
+from studio.core.project import Project
 from studio.core.runfiles import read_split
 from studio.core.train import Trainer
 from tests.conftest import make_colour_folder
@@ -78,7 +79,7 @@ def test_cli_json_puts_the_test_figure_first(tmp_path: Path, capsys: pytest.Capt
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out)[:2] == ["test_acc", "figure_to_trust"] and out["figure_to_trust"] == "test_acc"
-    assert out["test_acc"] is not None
+    assert out["test_acc"] == Project(tmp_path / "p").runs()[-1].test_acc and 0.0 <= out["test_acc"] <= 1.0
 
 
 @pytest.mark.parametrize("pattern", ["^(P\\d+_", "no-group", "^(Q\\d+)_"])

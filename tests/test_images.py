@@ -109,6 +109,13 @@ def test_exif_orientation_is_applied(hostile: tuple[Path, dict[str, str]]) -> No
     assert pixels[:4].mean() < 80 and pixels[-10:, :, 0].mean() > 150  # the stored left band is now on top
 
 
+def test_an_upright_decoded_photo_is_not_turned_again_when_handed_on(hostile: tuple[Path, dict[str, str]]) -> None:
+    """The familiarity check takes the decoded file as a picture in hand, which honours orientation tags."""
+    path = hostile[0] / "cats/exif_rotated.jpg"
+    decoded = load_for_model(path, 16)
+    assert np.array_equal(_pixels(images.as_rgb(decoded)), _pixels(decoded))
+
+
 def test_truncated_file_fails_only_when_pixels_are_decoded(hostile: tuple[Path, dict[str, str]]) -> None:
     root, _ = hostile
     assert check_image(root / "cats/truncated.jpg", decode=False) == (64, 64)  # the header is intact

@@ -96,6 +96,42 @@ def test_predict_py_without_torch_prints_what_studio_predict_prints(package: Pat
         assert max(abs(got[p.path][c] - v) for c, v in p.top) < SAME_PIXELS_ATOL
 
 
+@pytest.fixture(scope="module")
+def reference_run(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """The run with its verdict measured in the reference space, the default for every model."""
+    import shutil
+
+    from studio.core.trust_fit import refit_run
+
+    copy = tmp_path_factory.mktemp("refproj") / "runs" / "ref"
+    shutil.copytree(run, copy)
+    assert refit_run(copy, space="reference").familiarity.space == "reference"
+    return copy
+
+
+def test_predict_py_gives_the_studios_unfamiliarity_score_and_verdict(reference_run: Path, awkward,
+                                                                        tmp_path: Path) -> None:
+    """The verdict looks through the reference network: predict.py reads each file a second time at that
+    network's size, as the studio does, so the score is the studio's to float rounding, large photos included."""
+    from tests.test_trust import stripes
+
+    package = export_package(reference_run, tmp_path / "package").path
+    info = json.loads((package / "model.json").read_text())
+    assert info["familiarity"]["space"] == "reference" and info["reference_input"]["image_size"] == 160
+    root = Path(json.loads((reference_run / "config.json").read_text())["data"]["root"])
+    own = [root / p for p in val_pixels(reference_run)[0][:4]]
+    files = [str(p) for p in [*own, *awkward.values(), *sorted(stripes(tmp_path / "odd", n=3, size=300).glob("*.png"))]]
+    done = run_predict(package, *files, "--json")
+    assert done.returncode == 0, done.stderr
+    got = {r["path"]: r for r in json.loads(done.stdout)}
+    studio = list(Predictor(reference_run).predict_paths(files))
+    assert any(p.unfamiliar for p in studio) and not all(p.unfamiliar for p in studio)
+    for p in studio:
+        assert got[p.path]["unfamiliar"] == p.unfamiliar, p.path
+        assert got[p.path]["compared_with"] == p.compared_with == "reference"
+        assert abs(got[p.path]["unfamiliar_score"] - p.score) <= 1e-4 * max(1.0, p.score), p.path
+
+
 def test_predict_py_names_an_unreadable_file_and_goes_on(package: Path, tmp_path: Path, awkward) -> None:
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")

@@ -156,9 +156,12 @@ def test_run_records_groups_and_keeps_patients_together(tmp_path: Path) -> None:
     result = Trainer(cfg, project=tmp_path / "p").run()
     rows, groups = read_split(Path(result.run_dir)), read_split_groups(Path(result.run_dir))
     sides: dict[str, set[str]] = {}
+    group_of: dict[str, set] = {}
     for (path, _, side), g in zip(rows, groups):
-        assert g is not None
         sides.setdefault(path.split("/")[1], set()).add(side)
+        group_of.setdefault(path.split("/")[1], set()).add(g)
+    # One recorded group per patient folder, a different one for each patient.
+    assert all(len(g) == 1 for g in group_of.values()) and len(set().union(*group_of.values())) == 8
     assert len(sides) == 8 and all(len(s) == 1 for s in sides.values())
     assert "Split by group" in (Path(result.run_dir) / "report.md").read_text()
 

@@ -80,6 +80,22 @@ def test_threshold_lets_its_share_of_validation_images_pass() -> None:
         assert abs(float((model.score(fresh) <= 1.0).float().mean()) - share) < 0.05
 
 
+def test_cross_fitted_limit_lets_its_share_of_new_images_pass() -> None:
+    """With validation labels every image is measured by Gaussians that never saw it: a limit set on
+    distances to Gaussians fitted on the same images would flag about twice the share of new ones here."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 64, generator=g) * 3
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 3
+        return centres[y] + torch.randn(n, 64, generator=g), y
+
+    (train, train_y), (val, val_y), (fresh, _) = draw(120), draw(60), draw(4000)
+    model, note = fit_familiarity(train, train_y, val, val_labels=val_y, share=0.95)
+    assert not note and model.means.shape == (3, 64)
+    assert abs(float((model.score(fresh) <= 1.0).float().mean()) - 0.95) < 0.03
+
+
 def test_temperature_fitting_lowers_validation_nll() -> None:
     g = torch.Generator().manual_seed(1)
     labels = torch.randint(0, 4, (300,), generator=g)
@@ -91,6 +107,20 @@ def test_temperature_fitting_lowers_validation_nll() -> None:
     before = expected_calibration_error(torch.softmax(logits, 1).numpy(), labels.numpy())
     after = expected_calibration_error(torch.softmax(logits / t, 1).numpy(), labels.numpy())
     assert after < before
+
+
+@pytest.mark.parametrize("scale", [0.15, 6.0])
+def test_fitted_temperature_is_the_nll_minimum_on_a_small_mostly_right_validation(scale: float) -> None:
+    """63 images, 3 wrong: the case where a gradient search stalled; the fit must be the true minimum."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 6, (63,), generator=g)
+    logits = (torch.randn(63, 6, generator=g) + 4.0 * torch.nn.functional.one_hot(labels, 6)) * scale
+    logits[:3] = logits[:3].roll(1, dims=1)  # three confidently wrong answers
+    t = fit_temperature(logits, labels)
+    grid = np.exp(np.linspace(np.log(0.1), np.log(20.0), 2001))
+    best = float(grid[np.argmin([nll(logits, labels, float(x)) for x in grid])])
+    assert abs(np.log(t) - np.log(best)) < 0.01
+    assert nll(logits, labels, t) <= min(nll(logits, labels, best), nll(logits, labels)) + 1e-9
 
 
 def test_checkpoint_holds_the_fit_as_plain_tensors(run: tuple[Path, Path]) -> None:
@@ -153,10 +183,12 @@ def test_cli_csv_and_json_carry_the_verdict(run: tuple[Path, Path], capsys: pyte
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["unfamiliar"] for r in rows[1:]] == ["yes"] * 3
     assert all(float(r["unfamiliar_score"]) > 1 for r in rows[1:])
+    assert {r["compared_with"] for r in rows} == {"network"}  # the space the run chose, named in every row
     capsys.readouterr()
     assert main(["predict", "--model", str(run_dir), str(odd), "--json"]) == 0
     items = json.loads(capsys.readouterr().out)
     assert all(item["unfamiliar"] is True and item["unfamiliar_score"] > 1 for item in items)
+    assert {item["compared_with"] for item in items} == {"network"}
     assert main(["predict", "--model", str(run_dir), str(odd)]) == 0
     assert "Not like the training images" in capsys.readouterr().out
 

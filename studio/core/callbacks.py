@@ -8,7 +8,7 @@ that records. A subclass overrides only the hooks it needs.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -73,6 +73,11 @@ class RunResult:
     checkpoint: str
     history: list[dict[str, Any]]
     message: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """Back from `to_dict` (as the window's worker signal carries it)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         """Test accuracy first: measured on images nothing in the run chose settings by, it is the figure to trust."""

@@ -214,11 +214,14 @@ class TrainConfig:
     device: str = setting("auto", "Device", "where to train: auto takes a GPU when there is one; cuda:N one GPU of "
                           "several", metavar="auto|cpu|cuda|cuda:N|mps")
     channels_last: bool = setting(True, "Channels-last memory layout", "faster convolutions on most CPUs and GPUs")
+    compile: bool = setting(False, "Compile the network first", "turns the network into faster native code before "
+                            "training starts: each step is quicker, but the first waits while it compiles (about a "
+                            "minute on a small computer), so it pays off only on longer runs")
     # Counted from the first epoch: the recipe already shortened the run by what looking at the images took.
     time_limit: float = setting(0.0, "Time limit", "seconds of training after which the run ends with its best "
                                 "weights; 0 = none", low=0.0, high=1e7, unit="s", metavar="SECONDS")
     # After training: the share of validation images the "unlike the training images" limit lets pass,
-    # and which features it measures in ("auto": the model's own when pretrained, else the reference network's).
+    # and which features it measures in ("auto": the bundled reference network's whenever it is installed).
     familiar_share: float = setting(0.95, "Familiar share", "share of validation images the 'unlike the training "
                                     "images' limit lets pass", low=0.5, high=0.999, metavar="SHARE")
     familiarity_space: str = setting("auto", "Familiarity measured in", "features the familiarity is measured in: "

@@ -61,8 +61,9 @@ class Confidence:
     temperature: float
     before: Reliability
     after: Reliability
-    unfamiliar: int  # evaluated images the familiarity check flags (about 5 % on validation, by design)
+    unfamiliar: int  # evaluated images the familiarity check flags
     space: str
+    share: float = 0.95  # the share of new images like the training images that the limit lets pass
 
     def to_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "ece_before": self.before.ece, "ece_after": self.after.ece,
@@ -113,12 +114,57 @@ class Evaluation:
         }
 
 
+@dataclass
+class Scored:
+    """One split's images as the best model saw them: what an `Evaluation` is computed from.
+
+    Made either by predicting the files again (`evaluate_run`) or, at the end of training, from the
+    one pass with the best weights that also fits the temperature and the familiarity check.
+    """
+
+    paths: list[str]  # as recorded in split.csv, in its order
+    labels: list[int]
+    logits: torch.Tensor  # [N, classes], before the temperature
+    unfamiliar: int = 0  # images the familiarity check flags, in whichever space it measures
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    rows: int = 0  # the split's rows in split.csv, read or not
+
+
+@dataclass
+class Trust:
+    """What the checkpoint says about its own confidence, as `Predictor` reads it."""
+
+    temperature: float = 1.0
+    space: str = ""  # "" without a familiarity check
+    calibrated: bool = False  # the checkpoint carries a temperature or a familiarity check
+    share: float = 0.95  # the share of images like the training images that the familiarity limit lets pass
+
+
 def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 64, most_wrong_k: int = 20,
                  device: str | torch.device = "cpu") -> Evaluation:
     """Predict the run's own `split` images with its best checkpoint and measure the result."""
     from studio.core.predict import Predictor
 
     run = Path(run_dir)
+    config, root, rows = split_rows(run, split)
+    predictor = Predictor(run, device=device)
+    scored = _predict_rows(predictor, root, rows, batch_size)
+    if not scored.paths:
+        raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
+                              f"(first problem: {scored.skipped[0][1]})")
+    if predictor.space == "reference":
+        files = [Path(root, *path.split("/")) for path in scored.paths]
+        scored.unfamiliar = reference_flags(predictor.familiarity, run, files)
+    familiarity = predictor.familiarity
+    trust = Trust(predictor.temperature, predictor.space, "temperature" in predictor.calibration
+                  or predictor.temperature != 1.0 or familiarity is not None,
+                  familiarity.share if familiarity is not None else 0.95)
+    return build_evaluation(run, split, config=config, classes=predictor.classes, scored=scored, trust=trust,
+                            checkpoint=predictor.checkpoint_path, most_wrong_k=most_wrong_k)
+
+
+def split_rows(run: Path, split: str) -> tuple[dict[str, Any], Path, list[tuple[str, str]]]:
+    """The run's config, image folder and (path, class) of its `split` images; a clear error when unusable."""
     if split not in SPLITS:
         raise EvaluationError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if not (run / "split.csv").is_file():
@@ -133,73 +179,85 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     if not root.is_dir():
         raise EvaluationError(f"{run}: the run's image folder {root} is not there any more; "
                               "it is needed to evaluate the run")
-    predictor = Predictor(run, device=device)
-    classes = predictor.classes
-    index = {c: i for i, c in enumerate(classes)}
+    return config, root, rows
 
-    skipped: list[tuple[str, str]] = []
-    paths: list[str] = []
-    labels: list[int] = []
+
+def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch_size: int) -> Scored:
+    """Read and predict the files as prediction does; unreadable files and unknown classes are skipped."""
+    index = {c: i for i, c in enumerate(predictor.classes)}
+    scored = Scored([], [], torch.zeros(0), rows=len(rows))
     logits: list[torch.Tensor] = []
     batch: list[torch.Tensor] = []
-    unfamiliar = 0
 
     def flush() -> None:
-        nonlocal unfamiliar
         if batch:
             features, z = predictor.features_and_logits(torch.stack(batch))
             logits.append(z)
-            if predictor.space == "network":  # free here; a reference space would read every file again
-                unfamiliar += int((predictor.familiarity.score(features) > 1).sum())
+            if predictor.space == "network":  # free here; a reference space reads the files below
+                scored.unfamiliar += int((predictor.familiarity.score(features) > 1).sum())
             batch.clear()
 
     for path, cls in rows:
         if cls not in index:
-            skipped.append((path, f"class {cls!r} is not one the model knows"))
+            scored.skipped.append((path, f"class {cls!r} is not one the model knows"))
             continue
         try:
             batch.append(to_tensor(load_for_model(Path(root, *path.split("/")), predictor.image_size)))
         except ImageError as exc:
-            skipped.append((path, exc.reason))
+            scored.skipped.append((path, exc.reason))
             continue
-        paths.append(path)
-        labels.append(index[cls])
+        scored.paths.append(path)
+        scored.labels.append(index[cls])
         if len(batch) >= batch_size:
             flush()
     flush()
-    if not paths:
-        raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
-                              f"(first problem: {skipped[0][1]})")
-    raw = torch.cat(logits)
-    p = torch.softmax(raw / predictor.temperature, 1).numpy().astype(np.float64)
-    y_true = np.asarray(labels, dtype=np.int64)
+    if logits:
+        scored.logits = torch.cat(logits)
+    return scored
+
+
+def build_evaluation(run: Path, split: str, *, config: dict[str, Any], classes: list[str], scored: Scored,
+                     trust: Trust, checkpoint: str, most_wrong_k: int = 20) -> Evaluation:
+    """Metrics, confidence and diagnoses from the logits of one split's images."""
+    p = torch.softmax(scored.logits / trust.temperature, 1).numpy().astype(np.float64)
+    y_true = np.asarray(scored.labels, dtype=np.int64)
     confidence = None
-    if "temperature" in predictor.calibration or predictor.temperature != 1.0 or predictor.familiarity is not None:
-        confidence = Confidence(predictor.temperature, reliability(torch.softmax(raw, 1).numpy(), y_true),
-                                reliability(p, y_true), unfamiliar, predictor.space)
+    if trust.calibrated:
+        confidence = Confidence(trust.temperature, reliability(torch.softmax(scored.logits, 1).numpy(), y_true),
+                                reliability(p, y_true), scored.unfamiliar, trust.space, trust.share)
     y_pred = p.argmax(axis=1)
     metrics = compute_metrics(confusion_matrix(y_true, y_pred, len(classes)), classes)
     images = [EvaluatedImage(path, int(t), int(q), [float(v) for v in row])
-              for path, t, q, row in zip(paths, y_true, y_pred, p)]
+              for path, t, q, row in zip(scored.paths, y_true, y_pred, p)]
     notes = []
-    if skipped:
-        notes.append(f"{len(skipped)} of the {len(rows)} {split} image(s) were skipped: they could not be read now.")
+    if scored.skipped:
+        notes.append(f"{len(scored.skipped)} of the {scored.rows} {split} image(s) were skipped: "
+                     "they could not be read now.")
+    root = Path(config.get("data", {}).get("root", ""))
+    diagnostics = _diagnose(run, split, config, classes, metrics, scored.paths, list(y_true == y_pred), root)
+    return Evaluation(
+        run_dir=str(run), split=split, classes=classes, data_root=str(root),
+        checkpoint=checkpoint, metrics=metrics, images=images,
+        most_wrong=most_wrong(scored.paths, y_true, p, most_wrong_k), diagnostics=diagnostics,
+        skipped=scored.skipped, notes=notes, calibration=confidence,
+    )
+
+
+def _diagnose(run: Path, split: str, config: dict[str, Any], classes: list[str], metrics: Metrics,
+              paths: list[str], correct: list[bool], root: Path) -> list[Diagnostic]:
+    """What to look at: from the history, the class sizes, and how like the training images these are."""
+    rows = read_split(run)
     train_counts = {c: 0 for c in classes}
-    for _, cls, s in read_split(run):
+    for _, cls, s in rows:
         if s == "train" and cls in train_counts:
             train_counts[cls] += 1
     similarity = None
     if split != "train":
-        train_paths = [p for p, _, s in read_split(run) if s == "train"]
-        similarity = run_similarity(run.parent.parent, root, train_paths, paths, list(y_true == y_pred))
-    diagnostics = diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
-                           imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
-                           held_out=split != "train", similarity=similarity)
-    return Evaluation(
-        run_dir=str(run), split=split, classes=classes, data_root=str(root), checkpoint=predictor.checkpoint_path,
-        metrics=metrics, images=images, most_wrong=most_wrong(paths, y_true, p, most_wrong_k),
-        diagnostics=diagnostics, skipped=skipped, notes=notes, calibration=confidence,
-    )
+        train_paths = [p for p, _, s in rows if s == "train"]
+        similarity = run_similarity(run.parent.parent, root, train_paths, paths, correct)
+    return diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
+                    imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
+                    held_out=split != "train", similarity=similarity)
 
 
 def _read_config(run: Path) -> dict[str, Any]:
@@ -222,6 +280,20 @@ def _run_message(run: Path) -> str:
 
 
 # ---------------------------------------------------------------- writing
+
+
+def reference_flags(familiarity: Any, run: Path, files: list[Path]) -> int:
+    """How many files the reference-space check flags: through the project's feature store when the run
+    sits in a project (training and validation images are already there), else embedded here."""
+    from studio.core.features import FOLDER
+    from studio.core.reference import reference_embedder, reference_picture
+
+    project = run.parent.parent
+    if (project / FOLDER).is_dir():
+        features = reference_embedder(project).embed_files(files)
+    else:
+        features = torch.as_tensor(reference_embedder().embed_images([reference_picture(f) for f in files]))
+    return int((familiarity.score(features) > 1).sum())
 
 
 def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) -> tuple[Path, Path]:
@@ -297,9 +369,13 @@ def confidence_markdown(ev: Evaluation) -> list[str]:
              f"**{percent(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction "
              "uses.",
              "", f"![Reliability diagram: confidence against observed accuracy]({RELIABILITY_PNG})"]
-    if c.space == "network":
+    if c.space:
+        from studio.core.trust import SPACE_WORDS
+
         lines += ["", f"{c.unfamiliar} of these images ({percent(c.unfamiliar / max(ev.metrics.total, 1))}) are "
-                  "flagged as not like the training images (on validation images about 5 % are, by design)."]
+                  f"flagged as not like the training images, compared by {SPACE_WORDS.get(c.space, c.space)}. "
+                  f"The limit lets about {percent(c.share)} of new images like the training images pass; the "
+                  "training and validation images it was fitted on are flagged less often."]
     return lines
 
 

@@ -44,6 +44,7 @@ SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "package": ""}
 LEGACY_FORMATS = ("torchscript",)
 ONNX_OPSET = 18  # Resize with antialiasing appeared in opset 18
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
+REFERENCE_INPUT_NAME = "reference_images"  # the model package's second input, for a reference-space verdict
 
 
 class Preprocess(nn.Module):
@@ -105,6 +106,25 @@ class PackagedClassifier(nn.Module):
 
     def forward(self, images: Tensor):  # noqa: ANN201 - one tensor, or two with the familiarity score
         return self.network(self.preprocess(images), images)
+
+
+class TwoInputClassifier(PackagedClassifier):
+    """As `PackagedClassifier`, with the reference network's picture given apart (the model package).
+
+    The studio reads each file a second time at the reference network's size for the verdict; a
+    graph that resized the model-size input instead would judge a different picture (a 64 px
+    input blown up to 160 px). Given the file read at 160 px as the studio reads it, the graph's
+    score is the studio's to float rounding.
+    """
+
+    def forward(self, images: Tensor, reference_images: Tensor):  # noqa: ANN201 - (probabilities, score)
+        return self.network(self.preprocess(images), reference_images)
+
+
+def takes_reference_input(data: dict[str, Any]) -> bool:
+    """True when the verdict is measured in the reference space: the package graph then takes two inputs."""
+    familiarity = stored_familiarity(data)
+    return familiarity is not None and familiarity.space == "reference"
 
 
 @dataclass
@@ -175,12 +195,18 @@ def _network(data: dict[str, Any]) -> nn.Module:
     return model
 
 
-def packaged_model(data: dict[str, Any], *, scripted: bool = False) -> PackagedClassifier:
-    """The whole graph an export holds, in eval mode: what every format is made from."""
+def packaged_model(data: dict[str, Any], *, scripted: bool = False,
+                   reference_input: bool = False) -> PackagedClassifier:
+    """The whole graph an export holds, in eval mode: what every format is made from.
+
+    `reference_input`: a reference-space verdict reads its own input (`TwoInputClassifier`).
+    """
     pre = data["preprocessing"]
     kind = _ScriptPreprocess if scripted else Preprocess
     network = judged_network(data, _network(data), kind, allow_reference=not scripted)
-    return PackagedClassifier(kind(pre["image_size"], pre["mean"], pre["std"]), network).eval()
+    two = reference_input and not scripted and takes_reference_input(data)
+    return (TwoInputClassifier if two else PackagedClassifier)(kind(pre["image_size"], pre["mean"], pre["std"]),
+                                                               network).eval()
 
 
 def output_names(data: dict[str, Any], *, scripted: bool = False) -> list[str]:
@@ -218,10 +244,19 @@ def _failed(data: dict[str, Any], fmt: str, exc: BaseException) -> ExportError:
     return ExportError(f"{fmt} export of {data['arch'].get('arch', 'this model')} failed: {first}")
 
 
-def _export_program(data: dict[str, Any], dtype: str = "uint8") -> torch.export.ExportedProgram:
-    model = packaged_model(data)
+def _export_program(data: dict[str, Any], dtype: str = "uint8",
+                    reference_input: bool = False) -> torch.export.ExportedProgram:
+    model = packaged_model(data, reference_input=reference_input)
+    example, shapes = (_example(data, dtype),), _dynamic_shapes()
+    if isinstance(model, TwoInputClassifier):
+        from studio.core.features import INPUT_SIZE
+
+        batch = shapes[INPUT_NAME][0]
+        reference = torch.randint(0, 256, (2, 3, INPUT_SIZE, INPUT_SIZE), dtype=torch.uint8)
+        example += (reference if dtype == "uint8" else reference.float(),)
+        shapes[REFERENCE_INPUT_NAME] = {0: batch}
     with torch.no_grad():
-        return torch.export.export(model, (_example(data, dtype),), dynamic_shapes=_dynamic_shapes(), strict=False)
+        return torch.export.export(model, example, dynamic_shapes=shapes, strict=False)
 
 
 def export_pt2(source: str | Path | dict[str, Any], out: str | Path | None = None) -> Exported:
@@ -248,16 +283,21 @@ def _onnx_modules() -> Any:
     return onnx
 
 
-def write_onnx(data: dict[str, Any], path: Path, input_dtype: str = "uint8") -> Path:
-    """The ONNX graph alone, written whole or not at all (the package and export_onnx share it)."""
+def write_onnx(data: dict[str, Any], path: Path, input_dtype: str = "uint8", *, reference_input: bool = False) -> Path:
+    """The ONNX graph alone, written whole or not at all (the package and export_onnx share it).
+
+    `reference_input` (the package): a reference-space verdict gets its picture as a second input.
+    """
     onnx = _onnx_modules()
     if input_dtype not in ("uint8", "float32"):
         raise ExportError(f"input dtype {input_dtype!r}: choose uint8 or float32")
     tmp = unique_temp(path)
     try:
-        program = _export_program(data, input_dtype)
+        program = _export_program(data, input_dtype, reference_input)
+        two = reference_input and takes_reference_input(data)
         onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
-                                         input_names=[INPUT_NAME], output_names=output_names(data))
+                                         input_names=[INPUT_NAME] + ([REFERENCE_INPUT_NAME] if two else []),
+                                         output_names=output_names(data))
         onnx_program.save(str(tmp), external_data=False)
         onnx.checker.check_model(str(tmp))
     except Exception as exc:

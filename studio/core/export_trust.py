@@ -7,9 +7,10 @@ program calling the file reaches the studio's verdict with one comparison: score
 "not like the training images".
 
 A verdict measured in the reference space needs the bundled EfficientNet-Lite0 inside the graph
-too, fed from the same input images with the feature store's preprocessing (160 px, mean and std
-0.5); the studio reads files at 160 px with PIL, the graph resizes in float, so its score agrees
-within a small tolerance rather than bit for bit.
+too, with the feature store's preprocessing (160 px, mean and std 0.5). The model package gives it
+the file read at 160 px as the studio reads it (a second input), so its score is the studio's to
+float rounding; a plain ONNX or .pt2 file has one input and resizes that in float, so its score
+agrees only as closely as its picture does.
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ def judged_network(data: dict[str, Any], network: nn.Module, preprocess_kind: ty
 
 
 def _reference_module(preprocess_kind: type) -> nn.Module:
-    from studio.core.effnet_lite import MEAN, STD
+    from studio.core.architectures import LITE_MEAN, LITE_STD
     from studio.core.features import INPUT_SIZE, _network
 
     backbone = _network()
-    module = ReferenceFeatures(preprocess_kind(INPUT_SIZE, list(MEAN), list(STD)), backbone).eval()
+    module = ReferenceFeatures(preprocess_kind(INPUT_SIZE, list(LITE_MEAN), list(LITE_STD)), backbone).eval()
     for p in module.parameters():
         p.requires_grad_(False)
     return module

@@ -8,6 +8,7 @@ and a reason a person can act on, never a raw Pillow exception.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -175,11 +176,24 @@ def _decode(path: str | Path, draft: tuple[int, int] | None, *, decode: bool = T
         except Exception:  # Pillow reports bad data as OSError, SyntaxError, struct.error, EOFError, ...
             raise ImageError(path, "corrupt or truncated image data") from None
     if orientation in _TRANSPOSE:
-        img = img.transpose(_TRANSPOSE[orientation])
+        img = _forget_orientation(img.transpose(_TRANSPOSE[orientation]))
     try:
         return _to_rgb(img), upright
     except ValueError:
         raise ImageError(path, f"unsupported colour mode {img.mode}") from None
+
+
+def _forget_orientation(img: Image.Image) -> Image.Image:
+    """Drop the orientation tag from pixels already turned upright.
+
+    The transposed image keeps the file's EXIF, and `as_rgb` honours that tag for a picture in hand:
+    without this, a decoded phone photo handed on as a picture (the reference network's view of a
+    file at predict time) was turned a second time.
+    """
+    img.info.pop("exif", None)
+    with contextlib.suppress(Exception):  # a broken EXIF block has no tag to drop
+        img.getexif().pop(0x0112, None)
+    return img
 
 
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),

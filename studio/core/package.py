@@ -29,6 +29,7 @@ from studio.core.export import (
     export_torchscript,
     load_source,
     model_description,
+    takes_reference_input,
     write_onnx,
 )
 from studio.core.package_card import model_card
@@ -66,6 +67,17 @@ def package_info(data: dict[str, Any]) -> dict[str, Any]:
     info["thresholds"] = {"temperature": info.get("temperature")}
     if familiarity and familiarity.get("output"):
         info["thresholds"]["unfamiliar_score"] = familiarity["threshold"]
+    if takes_reference_input(data):
+        from studio.core.export import REFERENCE_INPUT_NAME
+        from studio.core.features import INPUT_SIZE
+
+        # The verdict compares the picture with the training images as the bundled ImageNet network sees them,
+        # read from the file a second time at that network's size, exactly as the studio reads it.
+        info["reference_input"] = {
+            "name": REFERENCE_INPUT_NAME, "image_size": INPUT_SIZE, "dtype": "uint8",
+            "shape": f"[N, 3, {INPUT_SIZE}, {INPUT_SIZE}]",
+            "meaning": f"the same image prepared as for '{info['input']['name']}' but at {INPUT_SIZE} px: "
+                       "the picture the familiarity check looks at"}
     info["unfamiliar_message"] = UNFAMILIAR_MESSAGE
     info["studio_version"] = _studio_version()
     return info
@@ -83,7 +95,7 @@ def export_package(source: str | Path | dict[str, Any], out: str | Path | None =
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        write_onnx(data, staging / "model.onnx")
+        write_onnx(data, staging / "model.onnx", reference_input=True)
         info = package_info(data)
         write_text(staging / "model.json", json.dumps(info, indent=2) + "\n")
         write_text(staging / "README.md", model_card(data, info, _run_folder(source, data)))

@@ -46,6 +46,7 @@ class Prediction:
     # Distance to the training images in units of the fitted limit: above 1 is unlike them.
     score: float | None = None
     unfamiliar: bool | None = None  # None: the model carries no familiarity statistics (an older checkpoint)
+    compared_with: str = ""  # the features the verdict was measured in: "reference", "network" or "" (none)
 
     @property
     def verdict(self) -> str:
@@ -133,7 +134,8 @@ class Predictor:
         if self.familiarity is not None:
             measured = self.familiarity_features(features, images)
             scores = self.familiarity.score(measured).tolist()
-        return [Prediction(path, self._top(p, top_k), score=s, unfamiliar=None if s is None else bool(s > 1.0))
+        return [Prediction(path, self._top(p, top_k), score=s, unfamiliar=None if s is None else bool(s > 1.0),
+                           compared_with=self.space if s is not None else "")
                 for path, p, s in zip(paths, probs, scores)], measured
 
     def explain(self, path: str | Path, run_dir: str | Path, k: int = 6, top_k: int = 5
@@ -242,13 +244,13 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path, top_k: int) -
 
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
-    header = ["file", "predicted", "confidence", "unfamiliar", "unfamiliar_score"]
+    header = ["file", "predicted", "confidence", "unfamiliar", "unfamiliar_score", "compared_with"]
     for i in range(1, top_k + 1):
         header += [f"class_{i}", f"probability_{i}"]
     writer.writerow(header + ["problem"])
     for p in predictions:
         row: list[Any] = [p.path, p.label, f"{p.confidence:.6f}" if p.top else "", verdict_word(p),
-                          "" if p.score is None else f"{p.score:.4f}"]
+                          "" if p.score is None else f"{p.score:.4f}", p.compared_with]
         for i in range(top_k):
             row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
         writer.writerow(row + [p.error])
@@ -258,4 +260,5 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path, top_k: int) -
 def to_json(p: Prediction) -> dict[str, Any]:
     """`studio predict --json`: one object per file; `unfamiliar` is null for a model without the statistics."""
     return {"path": p.path, "top": p.top, "unfamiliar": p.unfamiliar,
-            "unfamiliar_score": None if p.score is None else round(p.score, 6), "error": p.error}
+            "unfamiliar_score": None if p.score is None else round(p.score, 6), "compared_with": p.compared_with,
+            "error": p.error}

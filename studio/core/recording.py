@@ -120,8 +120,12 @@ class Recorder:
                 if not quiet:
                     raise
 
-    def write_evaluation(self, callbacks: Callback) -> None:
-        """confusion.png and the Evaluation section of report.md, so every finished run explains itself."""
+    def write_evaluation(self, callbacks: Callback, final: Any = None) -> None:
+        """confusion.png and the Evaluation section of report.md, so every finished run explains itself.
+
+        `final` (a `final_pass.PassResult`) holds the best model's logits of every image already: the
+        evaluation is then computed from them instead of predicting the files again.
+        """
         counts = self.summary.counts if self.summary is not None else {}
         # The held-out test images when there are some: the figure a reader of report.md should trust.
         split = "test" if counts.get("test") else "val"
@@ -133,7 +137,8 @@ class Recorder:
         callbacks.on_status(f"Evaluating the best model on the {'held-out test' if split == 'test' else 'validation'}"
                             " images")
         try:
-            write_evaluation(evaluate_run(self.run_dir, split), self.run_dir)
+            evaluation = final.evaluation(self.run_dir, split, self.config.to_dict()) if final else None
+            write_evaluation(evaluation or evaluate_run(self.run_dir, split), self.run_dir)
         except (EvaluationError, OSError) as exc:
             callbacks.on_status(f"Could not write the evaluation: {exc}")
 

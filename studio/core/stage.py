@@ -135,7 +135,7 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
     cfg = ctx.config.train
     optimizer = make_optimizer(cfg, ctx.model, stage.lr_scale)
     _restore_optimizer(ctx, stage, optimizer)
-    net = dist.wrap(stage.net, ctx.device) if ctx.world > 1 else stage.net
+    net = dist.wrap(stage.net, ctx.device) if ctx.world > 1 else _maybe_compiled(ctx, stage.net)
     steps = len(stage.train)
     schedule = Schedule(cfg.schedule, total_steps=steps * (stage.last - stage.first),
                         warmup_steps=int(cfg.warmup_epochs * steps), steps_per_epoch=steps,
@@ -151,6 +151,16 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
         if ctx.deadline and ctx.state.epoch < stage.last and time.time() + last_epoch > ctx.deadline:
             return "time-up"
     return "finished"
+
+
+def _maybe_compiled(ctx: StageContext, net: nn.Module) -> nn.Module:
+    """The stage's network with its training step compiled when the run asks for it (one process only)."""
+    if not ctx.config.train.compile:
+        return net
+    from studio.core.compiling import compiled
+
+    ctx.callbacks.on_status("Compiling the network for faster steps; the first step waits for it")
+    return compiled(net, ctx.callbacks.on_status)[0]
 
 
 def _check_data_folder(cfg: RunConfig) -> None:

@@ -41,6 +41,7 @@ from studio.core.project import Project, ProjectError
 from studio.core.randomness import RunRandom, private_dropout
 from studio.core.recipe import estimate_sentence, recommend
 from studio.core.recording import Recorder, RunSummary, build_result, log_traceback, make_run_folder
+from studio.core.run_words import time_up_sentence
 from studio.core.rundata import RunPixels, decode_images, prepare_pixels
 from studio.core.runfiles import split_counts
 from studio.core.runprep import (
@@ -81,6 +82,8 @@ class Trainer:
         self._state = TrainState()
         self._rec: Recorder | None = None
         self._continuing = False  # resuming a run folder that already exists
+        self._device: tuple[Any, str] = (None, "fp32")  # (torch device, precision), once the recipe has spoken
+        self._final: Any = None  # the final pass (final_pass.PassResult), for the evaluation in report.md
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs: Any) -> Trainer:
@@ -142,6 +145,17 @@ class Trainer:
             self.callbacks = CallbackList([])  # one voice: rank 0 reports for all
         self._state = TrainState()
         self.project = open_project(self._project_arg, cfg)
+        report, classes, rows, notes, pixels = self._prepare(cfg, started)
+        ctx, make = self._context(cfg, pixels, classes)
+        stages = self._start(ctx, make, pixels, classes, notes)
+        self._rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
+        status = self._train_stages(ctx, make, stages)
+        test_acc = self._after_training(ctx, make, pixels, report.root, classes)
+        return self._finish(status, started, test_acc)
+
+    def _prepare(self, cfg: RunConfig, started: float
+                 ) -> tuple[ScanReport, list[str], list[tuple[str, str, str]], list[str], RunPixels]:
+        """Scan, split, settings, run folder, the one decode: everything before the model exists."""
         report = scan_images(cfg, self.scan_report, self.callbacks, self.stop)
         # Labels corrected in the studio (relabelled, left out) apply to every run; the folder stays as it is.
         report, labels_version = apply_overlay(report, self.project)
@@ -158,7 +172,7 @@ class Trainer:
         self._rec = rec = Recorder(self.project, self.run_dir, cfg, ids)
         rec.open(report)
         record_labels_version(self.project, rec.db_run, labels_version)
-        device, precision = run_device(cfg, self.world)
+        self._device = run_device(cfg, self.world)  # here, after the recipe: an unusable device fails before decoding
         # One decode per image: it fills the cache and is the pixel check (a run's own scan reads headers only).
         paths = [r.path for r in report.good if r.class_name in classes]
         cache = decode_images(cfg, report.root, paths, cache_dir=self.project.cache_dir, callbacks=self.callbacks,
@@ -173,17 +187,22 @@ class Trainer:
         notes += (plan.notes if plan else []) + ([cfg.recipe.reason] if cfg.recipe.reason else [])
         pixels = prepare_pixels(cfg, cache, paths, rows, classes, callbacks=self.callbacks, resume=self._resume)
         rec.record_split(rows)
+        return report, classes, rows, notes, pixels
 
+    def _context(self, cfg: RunConfig, pixels: RunPixels, classes: list[str]) -> tuple[StageContext, BatchMaker]:
+        """The model (fresh or resumed), its loss and batches, and what every stage shares."""
+        device, precision = self._device
         self.callbacks.on_status(f"Building {cfg.model.arch}")
         model, channels_last = build_run_model(cfg, len(classes), device, self._resume)
         if self._resume:
             self._state = TrainState.from_training(self._resume["training"])
         if self._continuing:
-            rec.reconcile(self._state.history)  # a kill between checkpoint and database row left a gap
+            self._rec.reconcile(self._state.history)  # a kill between checkpoint and database row left a gap
         random = RunRandom(cfg.data.seed, device)
         private_dropout(model, random.dropout)
         self.model = model
         criterion, make = losses_and_batches(cfg, pixels, len(classes), device, channels_last, self.rank, self.world)
+        rec = self._rec
         ctx = StageContext(
             config=cfg, model=model, criterion=criterion, plain_loss=nn.CrossEntropyLoss(),
             autocast=autocast_for(device, precision), device=device, precision=precision, state=self._state,
@@ -191,24 +210,33 @@ class Trainer:
             save_epoch=lambda opt, stage, best, row: rec.save_epoch(model, opt, stage, best, row, self._state),
             resume_training=(self._resume or {}).get("training", {}), random=random,
             deadline=time.time() + cfg.train.time_limit if cfg.train.time_limit else 0.0)
-        stages = self._start(ctx, make, pixels, classes, notes)
-        rec.summary = RunSummary(classes, pixels.mean, pixels.std, split_counts(rows, classes), notes)
-        status = self._train_stages(ctx, make, stages)
+        return ctx, make
 
-        # The best weights, not the last, are what the user gets.
+    def _after_training(self, ctx: StageContext, make: BatchMaker, pixels: RunPixels, root: str,
+                        classes: list[str]) -> float | None:
+        """One pass of every image through the best weights: temperature, familiarity, test accuracy, evaluation.
+
+        The best weights, not the last, are what the user gets, so the last epoch's validation pass is
+        not reused: it was made with other weights whenever the best epoch was an earlier one.
+        """
+        model = ctx.model
         if (self.run_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(self.run_dir / "best.pt")["state_dict"])
-        if dist.is_main():
-            from studio.core.trust_fit import fit_after_training
-
-            fit_after_training(model=model, batches=lambda s: make(s, False), split=pixels.split, rows=pixels.rows,
-                               root=report.root, run_dir=self.run_dir, config=cfg, project_folder=self.project.folder,
-                               callbacks=self.callbacks, should_stop=self.stop)
-        test_acc = None
-        if pixels.split["test"]:
+        if not dist.is_main() or self.world > 1:  # each rank's batches hold only its share of the images
+            if not pixels.split["test"]:
+                return None
             stats, _ = evaluate(model, make("test", False), ctx.plain_loss, autocast=contextlib.nullcontext)
-            test_acc = stats.accuracy
-        return self._finish(status, started, test_acc)
+            return stats.accuracy
+        from studio.core.final_pass import PassResult, final_pass
+        from studio.core.trust_fit import fit_after_training
+
+        passes = final_pass(model, lambda s: make(s, False), pixels.split)
+        fit = fit_after_training(passes=passes, split=pixels.split, rows=pixels.rows, root=root,
+                                 run_dir=self.run_dir, config=ctx.config, project_folder=self.project.folder,
+                                 callbacks=self.callbacks, should_stop=self.stop)
+        if fit is not None:  # else best.pt may carry older fields: the evaluation reads the checkpoint itself
+            self._final = PassResult(passes, [row[0] for row in pixels.rows], classes, fit.checkpoint_fields())
+        return passes["test"].accuracy if "test" in passes else None
 
     def _rows(self, report: ScanReport, classes: list[str], plan: SplitPlan | None) -> list[tuple[str, str, str]]:
         """The split, written down before any pixel is decoded; only images still usable and of a known class."""
@@ -262,9 +290,9 @@ class Trainer:
                 stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
             status = run_stage(ctx, stage)
             if status == "time-up":
-                self._rec.summary.notes.append(
-                    f"Training ended at epoch {self._state.epoch} of {ctx.config.train.epochs} to stay within the "
-                    "time budget; the best epoch's weights are kept.")
+                said = time_up_sentence(self._state.epoch, ctx.config.train.epochs)
+                self._rec.summary.notes.append(said)
+                self.callbacks.on_status(said)
                 return "finished"
             if status == "early-stopped":
                 break
@@ -290,7 +318,7 @@ class Trainer:
         if self._rec is not None:
             self._rec.write_report(result, self._state.history)
             if status != "stopped":
-                self._rec.write_evaluation(self.callbacks)
+                self._rec.write_evaluation(self.callbacks, self._final)
             self._rec.finish(status, result, message)
         dist.teardown()
         self.callbacks.on_finished(result)

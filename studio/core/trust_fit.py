@@ -11,30 +11,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from studio.core.cache import Cancelled
 from studio.core.callbacks import Callback
 from studio.core.checkpoint import load_checkpoint, save_checkpoint
 from studio.core.config import RunConfig
-from studio.core.loop import compute_features
+from studio.core.final_pass import SplitPass, final_pass
 from studio.core.trust import SPACE_WORDS, TrustFit, choose_space, fit_trust, save_neighbours
 
-Batches = Callable[[str], object]  # split name → evaluation-mode pixel batches (normalized, not augmented)
 
-
-def fit_after_training(*, model: nn.Module, batches: Batches, split: dict[str, list[int]],
+def fit_after_training(*, passes: dict[str, SplitPass], split: dict[str, list[int]],
                        rows: Sequence[tuple[str, str, str]], root: str | Path, run_dir: Path, config: RunConfig,
                        project_folder: Path, callbacks: Callback,
                        should_stop: Callable[[], bool] | None = None) -> TrustFit | None:
-    """Fit on the best weights (already loaded in `model`) and add the result to best.pt."""
+    """Fit on the best weights' features and logits (`final_pass`) and add the result to best.pt."""
     best = run_dir / "best.pt"
-    if not best.is_file() or not split.get("train"):
+    if not best.is_file() or "train" not in passes:
         return None
     callbacks.on_status("Measuring how sure the model should be, and what its training images look like")
     try:
-        fit, space_features = _fit(model, batches, split, rows, root, config, project_folder, callbacks,
-                                   should_stop)
+        fit, space_features = _fit(passes, split, rows, root, config, project_folder, callbacks, should_stop)
         data = load_checkpoint(best)
         data.pop("path", None)
         data.update(fit.checkpoint_fields())
@@ -55,19 +51,14 @@ def fit_after_training(*, model: nn.Module, batches: Batches, split: dict[str, l
     return fit
 
 
-def _fit(model, batches, split, rows, root, config, project_folder, callbacks, should_stop
+def _fit(passes, split, rows, root, config, project_folder, callbacks, should_stop
          ) -> tuple[TrustFit, torch.Tensor]:
     from studio.core.reference import reference_available, reference_embedder
 
-    model.eval()
-    has_val = bool(split.get("val"))
-    with torch.no_grad():
-        feats = {s: compute_features(model.backbone, batches(s)).cpu() for s in ("train", "val") if split.get(s)}
-    labels = {s: batches(s).labels.cpu() for s in feats}
-    with torch.no_grad():
-        head_device = next(model.head.parameters()).device
-        val_logits = model.head(feats["val"].to(head_device)).float().cpu() if has_val else torch.zeros(0, 1)
-    space = choose_space(config.train.familiarity_space, config.model.pretrained, reference_available())
+    feats = {s: passes[s].features for s in ("train", "val") if s in passes}
+    labels = {s: passes[s].labels for s in feats}
+    val_logits = passes["val"].logits if "val" in passes else torch.zeros(0, 1)
+    space = choose_space(config.train.familiarity_space, reference_available())
     space_feats = dict(feats)
     if space == "reference":
         embedder = reference_embedder(project_folder)
@@ -118,7 +109,8 @@ def refit_run(run_dir: str | Path, *, space: str | None = None, share: float | N
                             device=torch.device("cpu"))
 
     folder = Path(project_folder) if project_folder else run.parent.parent
-    fit = fit_after_training(model=predictor.model, batches=batches, split=split, rows=rows, root=root,
+    passes = final_pass(predictor.model, batches, split, ("train", "val"))
+    fit = fit_after_training(passes=passes, split=split, rows=rows, root=root,
                              run_dir=run, config=config, project_folder=folder,
                              callbacks=callbacks or CallbackList([]))
     if fit is None:

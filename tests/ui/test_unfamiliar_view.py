@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from studio.core.predict import UNFAMILIAR_MESSAGE
+from studio.core.trust import SPACE_WORDS
 from studio.ui.panes.inspect_pane import NEAREST_TAB, InspectPane
 from studio.ui.panes.predict_pane import SINGLE, TABLE, PredictPane
 from studio.ui.state import QtStudioState
@@ -44,6 +45,7 @@ def test_a_dropped_foreign_image_shows_the_unfamiliar_banner(qtbot, pane: Predic
     assert not banner.isHidden() and UNFAMILIAR_MESSAGE in banner.label.text()
     assert pane.single.answer_label.text() == "Not like the training images"
     assert rows[0].label not in pane.single.answer_label.text()
+    assert f"Compared with them by {SPACE_WORDS[rows[0].compared_with]}" in pane.single.sure_label.text()
 
 
 def test_a_familiar_image_shows_its_class_and_no_banner(qtbot, pane: PredictPane, trained) -> None:

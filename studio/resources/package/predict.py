@@ -11,6 +11,8 @@ model.onnx resizes, normalizes and applies softmax itself; it takes RGB images (
 shape [N, 3, H, W]). What a graph cannot do happens here, exactly as the studio does it:
 EXIF orientation, transparency shown on white, 16-bit images scaled to 8 bits, and the
 studio's resize (shorter side to the model's size, centre square, PIL's bilinear filter).
+When model.json has a "reference_input", the familiarity check looks at the image through a second
+network at its own size: the file is prepared a second time at that size and given as that input.
 """
 
 from __future__ import annotations
@@ -91,14 +93,27 @@ class Model:
         self.classes: list[str] = self.info["classes"]
         self.size = int(self.info["preprocessing"]["image_size"])
         self.session = ort.InferenceSession(str(folder / self.info["model_file"]), providers=["CPUExecutionProvider"])
+        familiarity = self.info.get("familiarity") or {}
+        self.space = familiarity.get("space", "") if familiarity.get("output") else ""
+        self.space_words = familiarity.get("space_meaning", "")
+        reference = self.info.get("reference_input") or {}
+        self.reference_size = int(reference["image_size"]) if reference else 0
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+    def probabilities(self, pixels: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
         """uint8 [N, 3, H, W] → float [N, classes], calibrated as in the studio."""
-        return self.answer(pixels)[0]
+        return self.answer(pixels, reference)[0]
 
-    def answer(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities, and the unfamiliarity score when the model has one (above 1: unlike its training images)."""
-        outputs = self.session.run(None, {self.info["input"]["name"]: pixels})
+    def answer(self, pixels: np.ndarray, reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities, and the unfamiliarity score when the model has one (above 1: unlike its training images).
+
+        `reference`: the images at `reference_size`, for a model whose check looks through the second network.
+        """
+        feeds = {self.info["input"]["name"]: pixels}
+        if self.reference_size:
+            if reference is None:
+                raise ValueError(f"this model also needs the images at {self.reference_size} px")
+            feeds[self.info["reference_input"]["name"]] = reference
+        outputs = self.session.run(None, feeds)
         return outputs[0], (outputs[1] if len(outputs) > 1 else None)
 
     def top(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -144,19 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the answers as JSON")
     args = parser.parse_args(argv)
     model = Model()
+    if model.space and not args.json:
+        print(f"note: each image is compared with the training images by {model.space_words}", file=sys.stderr)
     results = []
     for path in expand(args.inputs):
         try:
             pixels = prepare(path, model.size)[None]
+            reference = prepare(path, model.reference_size)[None] if model.reference_size else None
         except Exception as exc:  # one unreadable file must not stop the rest
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             results.append({"path": str(path), "top": [], "error": reason, "unfamiliar": None,
-                            "unfamiliar_score": None})
+                            "unfamiliar_score": None, "compared_with": ""})
             continue
-        probs, score = model.answer(pixels)
+        probs, score = model.answer(pixels, reference)
         value = None if score is None else float(score[0])
         results.append({"path": str(path), "top": model.top(probs[0], args.top_k), "error": "",
-                        "unfamiliar": None if value is None else value > LIMIT, "unfamiliar_score": value})
+                        "unfamiliar": None if value is None else value > LIMIT, "unfamiliar_score": value,
+                        "compared_with": model.space if value is not None else ""})
     for r in results if not args.json else []:
         print(line(r))
     if args.json:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -26,43 +25,19 @@ from PySide6.QtWidgets import (
 
 from studio.core.config import AUTO_TEST_SHARE, TEST_FLOOR, field_spec
 from studio.core.dataset import MIN_IMAGES_PER_CLASS, ScanReport
-from studio.core.errors import ImageError
-from studio.core.images import load_for_model
 from studio.core.sample import make_sample_dataset
 from studio.core.splits import GroupingError, plan_split
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.bound import bound_spin, label_for
 from studio.ui.widgets.charts import QtBalanceChart
+from studio.ui.widgets.class_samples import THUMB_SIZE, THUMBS_PER_CLASS, load_class_samples
 from studio.ui.widgets.common import QtBanner, heading, make_table
 from studio.ui.widgets.grouping_box import QtGroupingBox
 from studio.ui.widgets.thumbnails import QtThumbnailGrid
 from studio.ui.widgets.welcome import QtWelcome
 from studio.ui.workers import QtTaskRunner, QtWorkerThread, ScanWorker
 
-THUMBS_PER_CLASS = 6
-THUMB_CLASSES = 40
-THUMB_SIZE = 72
-
-
-def load_class_samples(report: ScanReport, per_class: int = THUMBS_PER_CLASS, size: int = THUMB_SIZE
-                       ) -> tuple[str, list[tuple[str, list[tuple[np.ndarray, str]]]]]:
-    """The first few usable images of each class as small square pixels (runs on a worker thread)."""
-    counts = report.counts()
-    picked: dict[str, list] = {name: [] for name in report.classes[:THUMB_CLASSES]}
-    for record in report.good:
-        chosen = picked.get(record.class_name)
-        if chosen is not None and len(chosen) < per_class:
-            chosen.append(record)
-    rows = []
-    for name, records in picked.items():
-        images = []
-        for record in records:
-            try:
-                images.append((np.asarray(load_for_model(report.abspath(record), size)), record.path))
-            except ImageError:
-                continue  # changed on disk since the scan; the scan table already says what is usable
-        rows.append((f"{name}\n{counts[name]} images", images))
-    return report.root, rows
+__all__ = ["THUMBS_PER_CLASS", "DataPane"]  # the samples per class, re-exported for those who count them
 
 
 class DataPane(QWidget):

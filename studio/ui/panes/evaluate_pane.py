@@ -10,24 +10,19 @@ corrections as the Audit page (keys R, X, U, N and a right-click menu), stored i
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
@@ -35,16 +30,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.errors import EvaluationError, ImageError
-from studio.core.evaluate import EvaluatedImage, Evaluation, evaluate_run, write_evaluation
-from studio.core.images import load_for_model
+from studio.core.evaluate import EvaluatedImage, Evaluation
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
 from studio.ui.widgets.confusion_view import QtConfusionMatrix
+from studio.ui.widgets.evaluation_parts import (
+    THUMB,
+    evaluate_and_write,
+    has_split,
+    image_list,
+    load_thumbnails,
+    per_class_table,
+)
 from studio.ui.widgets.export_box import QtExportBox
 from studio.ui.widgets.label_review import KEYS_HINT, QtImageListReview
 from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
-from studio.ui.workers import QtTaskRunner, describe_exception
+from studio.ui.workers import QtTaskRunner
 
 # The test share first: held-out images nothing in the run chose its epochs or settings by.
 SPLITS = (("test", "Held-out test images"), ("val", "Validation images"), ("train", "Training images"))
@@ -52,54 +53,10 @@ TRUST_NOTE = ("The figure to trust: these held-out images were never trained on 
               "the epoch or the settings.")
 NO_TEST_NOTE = ("This run kept no held-out test images (too few images per class, or none asked for), so "
                 "validation accuracy is shown; it chose the best epoch, so it flatters a little.")
-THUMB = 72
 MAX_CELL_IMAGES = 300
 ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
 WRONG_TAB, CELL_TAB = range(2)
 PATH_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _has_split(run: str, split: str) -> bool:
-    from studio.core.runfiles import read_split
-
-    try:
-        return any(row[2] == split for row in read_split(Path(run)))
-    except OSError:
-        return False
-
-
-def _evaluate(serial: int, run: str, split: str) -> tuple[int, Evaluation | None, str]:
-    try:
-        evaluation = evaluate_run(run, split)
-    except EvaluationError as exc:
-        return serial, None, str(exc)
-    except Exception as exc:
-        return serial, None, describe_exception(exc)
-    try:
-        write_evaluation(evaluation)
-    except OSError as exc:
-        evaluation.notes.append(f"report.md could not be written: {exc}")
-    return serial, evaluation, ""
-
-
-def _thumbnails(serial: int, paths: list[str]) -> tuple[int, dict[str, np.ndarray]]:
-    out = {}
-    for path in paths:
-        with contextlib.suppress(ImageError):  # the item keeps its text: the file went away since
-            out[path] = np.asarray(load_for_model(path, THUMB))
-    return serial, out
-
-
-def _image_list() -> QListWidget:
-    images = QListWidget()
-    images.setViewMode(QListView.ViewMode.IconMode)
-    images.setIconSize(QSize(THUMB, THUMB))
-    images.setGridSize(QSize(THUMB + 78, THUMB + 48))
-    images.setResizeMode(QListView.ResizeMode.Adjust)
-    images.setMovement(QListView.Movement.Static)
-    images.setWordWrap(True)
-    images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    return images
 
 
 class EvaluatePane(QWidget):
@@ -127,8 +84,8 @@ class EvaluatePane(QWidget):
 
     # ------------------------------------------------------------------------------------ layout
 
-    def _build(self) -> None:
-        layout = QVBoxLayout(self)
+    def _build_top(self) -> QHBoxLayout:
+        """The run, which of its images to judge it by, and the buttons that act on it."""
         top = QHBoxLayout()
         self.picker = QtRunPicker(self.state)
         top.addWidget(self.picker, 1)
@@ -147,7 +104,25 @@ class EvaluatePane(QWidget):
         self.audit_button.setToolTip("Find images whose label looks wrong, and duplicates; correct them there")
         self.audit_button.clicked.connect(self.state.request_audit)
         top.addWidget(self.audit_button)
-        layout.addLayout(top)
+        return top
+
+    def _build_left(self) -> QWidget:
+        """The confusion matrix over the per-class figures."""
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 4, 0)
+        lv.addWidget(heading("Confusion matrix — click a cell to see its images"))
+        self.matrix = QtConfusionMatrix()
+        self.matrix.cell_clicked.connect(self._on_cell)
+        lv.addWidget(self.matrix, 3)
+        lv.addWidget(heading("Per class"))
+        self.per_class = per_class_table()
+        lv.addWidget(self.per_class, 2)
+        return left
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_top())
         self.banner = QtBanner()
         layout.addWidget(self.banner)
         self.summary = QLabel("Choose a run to see how well it does.")
@@ -158,35 +133,7 @@ class EvaluatePane(QWidget):
         layout.addWidget(self.report_label)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 4, 0)
-        lv.addWidget(heading("Confusion matrix — click a cell to see its images"))
-        self.matrix = QtConfusionMatrix()
-        self.matrix.cell_clicked.connect(self._on_cell)
-        lv.addWidget(self.matrix, 3)
-        lv.addWidget(heading("Per class"))
-        self.per_class = QTableWidget(0, 5)
-        self.per_class.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Images"])
-        for col, tip in enumerate((
-            "The class, as named by its folder",
-            "Precision: of the images it called this class, the share that really are (few false alarms = high)",
-            "Recall: of the images that really are this class, the share it found (few misses = high)",
-            "F1: one figure combining precision and recall; high only when both are",
-            "How many images of this class were evaluated",
-        )):
-            self.per_class.horizontalHeaderItem(col).setToolTip(tip)
-        self.per_class.verticalHeader().hide()
-        self.per_class.verticalHeader().setDefaultSectionSize(22)
-        self.per_class.setMaximumHeight(24 + 22 * 8)  # the matrix gets the room; longer lists scroll
-        self.per_class.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.per_class.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, tip in ((1, "Of the images the model called this class, the share that were"),
-                         (2, "Of the images of this class, the share the model recognised"),
-                         (3, "One number for both: the harmonic mean of precision and recall")):
-            self.per_class.horizontalHeaderItem(col).setToolTip(tip)
-        lv.addWidget(self.per_class, 2)
-        split.addWidget(left)
+        split.addWidget(self._build_left())
 
         right = QWidget()
         rv = QVBoxLayout(right)
@@ -197,7 +144,7 @@ class EvaluatePane(QWidget):
         self.diagnostics.setMaximumHeight(170)
         rv.addWidget(self.diagnostics)
         self.tabs = QTabWidget()
-        self.wrong_list = _image_list()
+        self.wrong_list = image_list()
         self.wrong_list.itemClicked.connect(self._on_image_clicked)
         wrong_page = QWidget()
         wv = QVBoxLayout(wrong_page)
@@ -211,7 +158,7 @@ class EvaluatePane(QWidget):
         self.cell_label = QLabel("Click a cell of the confusion matrix.")
         self.cell_label.setWordWrap(True)
         cv.addWidget(self.cell_label)
-        self.cell_list = _image_list()
+        self.cell_list = image_list()
         self.cell_list.itemClicked.connect(self._on_image_clicked)
         cv.addWidget(self.cell_list, 1)
         self.tabs.addTab(cell_page, "Images in a cell")
@@ -259,12 +206,12 @@ class EvaluatePane(QWidget):
         self.banner.clear()
         self.summary.setText(f"Evaluating {Path(run).name} on its {self.split_combo.currentText().lower()}…")
         self.again_button.setEnabled(False)
-        self._runner.submit(_evaluate, self._serial, run, self.split)
+        self._runner.submit(evaluate_and_write, self._serial, run, self.split)
 
     def _fall_back_from_test(self, run: str) -> None:
         """A run without test images opens on validation, and says why, rather than on an error."""
         self._no_test = False
-        if self.split != "test" or _has_split(run, "test"):
+        if self.split != "test" or has_split(run, "test"):
             return
         self._no_test = True
         self.split_combo.blockSignals(True)
@@ -365,7 +312,7 @@ class EvaluatePane(QWidget):
     def _load_thumbnails(self, which: str, target: QListWidget) -> None:
         paths = [target.item(i).data(PATH_ROLE) for i in range(target.count()) if target.item(i).data(PATH_ROLE)]
         if paths:
-            self._thumbs[which].submit(_thumbnails, self._serial, paths)
+            self._thumbs[which].submit(load_thumbnails, self._serial, paths)
 
     def _on_thumbnails(self, which: str, value: object) -> None:
         serial, thumbs = value  # type: ignore[misc]

@@ -9,118 +9,38 @@ from the run's own validation images.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QSplitter, QVBoxLayout, QWidget
 
 from studio.core.inspect import Inspection, conv_layers
-from studio.core.layer_words import WordRow, layers_in_words
+from studio.core.layer_words import WordRow
 from studio.core.predict import Predictor
-from studio.core.runfiles import read_split
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, heading, hint
 from studio.ui.widgets.file_drop import IMAGE_FILES, dropped_paths
-from studio.ui.widgets.image_grid import QtImageView
+from studio.ui.widgets.inspect_parts import (
+    CAM_TAB,
+    FILTERS_TAB,
+    MAPS_TAB,
+    NEAREST_TAB,
+    PATCHES_TAB,
+    QtImageInHand,
+    QtInspectTabs,
+    answer_text,
+)
+from studio.ui.widgets.inspection_work import build_inspection, grad_cam, labelled_class, top_patches, validation_images
 from studio.ui.widgets.layer_tree import QtLayerTree
-from studio.ui.widgets.layer_views import QtCamView, QtFeatureMapsView, QtFiltersView
-from studio.ui.widgets.neighbours import QtNeighbours, neighbour_thumbnails
 from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
-from studio.ui.widgets.top_patches_view import QtTopPatchesView
-from studio.ui.workers import QtTaskRunner, describe_exception
+from studio.ui.workers import QtTaskRunner
 
-MAPS_TAB, FILTERS_TAB, CAM_TAB, PATCHES_TAB, NEAREST_TAB = range(5)
+# Re-exported: the tab numbers and the run's validation images are part of what the page offers.
+__all__ = ["CAM_TAB", "FILTERS_TAB", "MAPS_TAB", "NEAREST_TAB", "PATCHES_TAB", "InspectPane", "validation_images"]
 
-
-def _build_inspection(serial: int, predictor: Predictor, path: str, run: str = ""
-                      ) -> tuple[int, Inspection | None, str, list[WordRow], tuple | None]:
-    try:
-        inspection = Inspection.of_image(predictor, path)
-    except Exception as exc:
-        return serial, None, describe_exception(exc), [], None
-    try:
-        words = layers_in_words(predictor.model, predictor.image_size)
-    except (RuntimeError, ValueError):
-        words = []  # a model the words cannot describe: the PyTorch list still works
-    try:
-        prediction, near = predictor.explain(path, run, k=8)
-        root = _data_root(run)
-        explained = (prediction, neighbour_thumbnails(root, near), root)
-    except Exception:  # the maps are still worth showing without the comparison
-        explained = None
-    return serial, inspection, "", words, explained
-
-
-def _grad_cam(serial: int, inspection: Inspection, cls: int) -> tuple[int, int, object, str]:
-    try:
-        return serial, cls, inspection.grad_cam(cls), ""
-    except ValueError as exc:  # the engine's words: no spatial layer at this size, and the like
-        return serial, cls, None, f"No class-activation map: {exc}."
-    except Exception as exc:
-        return serial, cls, None, describe_exception(exc)
-
-
-def _top_patches(serial: int, run: str, predictor: Predictor, layer: str) -> tuple[int, str, object, object, str]:
-    """(serial, layer, ChannelPatches or None, sample pixels or None, message) for the Inspect pane's worker."""
-    from studio.core.augment import normalize_batch
-    from studio.core.checkpoint import resolve_checkpoint_path
-    from studio.core.top_patches import run_top_patches
-
-    folder = Path(run) if Path(run).is_dir() else Path(run).parent
-    root = _data_root(str(folder)) if (folder / "split.csv").is_file() else ""
-    if not root:
-        return serial, layer, None, None, ("This needs the training images of the run: the model was opened as a "
-                                           "file on its own, without its run folder.")
-    try:
-        result, pixels = run_top_patches(
-            folder, resolve_checkpoint_path(run), predictor.model, layer, predictor.image_size,
-            lambda x: normalize_batch(x.to(predictor.device), predictor.mean, predictor.std), root)
-    except ValueError as exc:
-        return serial, layer, None, None, f"{exc}."
-    except Exception as exc:
-        return serial, layer, None, None, describe_exception(exc)
-    return serial, layer, result, pixels.numpy(), ""
-
-
-def _data_root(run: str) -> str:
-    try:
-        return str(json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))["data"]["root"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""  # a bare checkpoint file, or a run folder that lost its config
-
-
-def validation_images(run: str) -> list[str]:
-    """The run's own validation images (absolute paths), or [] for a bare checkpoint file."""
-    root = _data_root(run)
-    try:
-        rows = read_split(Path(run)) if root else []
-    except (OSError, ValueError):
-        return []
-    return [str(Path(root, *p.split("/"))) for p, _, split in rows if split == "val"]
-
-
-def labelled_class(run: str, image: str) -> str:
-    """The class folder an image sits in when it comes from the run's data folder, else ""."""
-    root = _data_root(run)
-    try:
-        parts = Path(image).resolve().relative_to(Path(root).resolve()).parts if root else ()
-    except (ValueError, OSError):
-        return ""
-    return parts[0] if len(parts) > 1 else ""
 
 
 class InspectPane(ModelPaneMixin, QWidget):
@@ -166,36 +86,24 @@ class InspectPane(ModelPaneMixin, QWidget):
         self.banner = QtBanner()
         layout.addWidget(self.banner)
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_left())
+        split.addWidget(self._build_tabs())
+        split.setSizes([380, 800])
+        split.setStretchFactor(1, 1)
+        layout.addWidget(split, 1)
+        self._heat: tuple[int, object] | None = None  # (class, heat) last shown
+
+    def _build_left(self) -> QWidget:
+        """The image in hand over the list of layers."""
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 4, 0)
-        top = QHBoxLayout()
-        self.image_view = QtImageView(smooth=True, minimum=96)
-        self.image_view.setFixedSize(112, 112)
-        self.image_view.set_placeholder("No image")
-        top.addWidget(self.image_view)
-        about = QVBoxLayout()
-        self.answer_label = QLabel("Drop an image here")
-        self.answer_label.setObjectName("big")
-        self.answer_label.setWordWrap(True)
-        self.file_label = hint("")
-        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        about.addWidget(self.answer_label)
-        about.addWidget(self.file_label)
-        buttons = QHBoxLayout()
-        self.open_button = QPushButton("Open image…")
-        self.open_button.setToolTip("Choose an image file to look inside the model with (you can also drop one "
-                                    "anywhere on this page)")
+        hand = QtImageInHand()
+        self.image_view, self.answer_label, self.file_label = hand.image_view, hand.answer_label, hand.file_label
+        self.open_button, self.next_button = hand.open_button, hand.next_button
         self.open_button.clicked.connect(self._on_open_image)
-        self.next_button = QPushButton("Next validation image")
-        self.next_button.setToolTip("Step through the images this run was validated on")
         self.next_button.clicked.connect(self._on_next_validation)
-        buttons.addWidget(self.open_button)
-        buttons.addWidget(self.next_button)
-        about.addLayout(buttons)
-        about.addStretch(1)
-        top.addLayout(about, 1)
-        lv.addLayout(top)
+        lv.addWidget(hand)
         self.model_label = hint("")
         lv.addWidget(self.model_label)
         tree_head = QHBoxLayout()
@@ -210,37 +118,19 @@ class InspectPane(ModelPaneMixin, QWidget):
         self.tree = QtLayerTree()
         self.tree.layer_selected.connect(self._on_layer_selected)
         lv.addWidget(self.tree, 1)
-        split.addWidget(left)
+        return left
 
-        self.tabs = QTabWidget()
-        self.maps_view = QtFeatureMapsView()
-        self.filters_view = QtFiltersView()
+    def _build_tabs(self) -> QtInspectTabs:
+        self.tabs = tabs = QtInspectTabs()
+        self.maps_view, self.filters_view, self.cam_view = tabs.maps_view, tabs.filters_view, tabs.cam_view
+        self.patches_view, self.neighbours = tabs.patches_view, tabs.neighbours
         self.maps_view.title_for = self.filters_view.title_for = self.layer_title
         self.filters_view.first_layer_requested.connect(self._on_first_layer)
-        self.cam_view = QtCamView()
         self.cam_view.class_changed.connect(self._request_cam)
         self.cam_view.opacity_changed.connect(self._redraw_cam)
-        self.tabs.addTab(self.maps_view, "Feature maps")
-        self.tabs.addTab(self.filters_view, "First-layer filters")
-        self.tabs.addTab(self.cam_view, "Where it looks (Grad-CAM)")
-        self.patches_view = QtTopPatchesView()
         self.patches_view.requested.connect(self._request_patches)
-        self.tabs.addTab(self.patches_view, "What a channel responds to")
-        self.tabs.setTabToolTip(MAPS_TAB, "How strongly each channel of the chosen layer responds, position by "
-                                "position, to this image")
-        self.tabs.setTabToolTip(FILTERS_TAB, "The first layer's filters: the small colour patterns the network "
-                                "looks for in the pixels")
-        self.tabs.setTabToolTip(CAM_TAB, "Which parts of this image raised the score of a class (Grad-CAM)")
-        self.tabs.setTabToolTip(PATCHES_TAB, "For each channel of the chosen layer, the pieces of training images "
-                                "that excite it most: what it has learned to detect")
-        self.neighbours = QtNeighbours()
-        self.tabs.addTab(self.neighbours, "Nearest training images")
-        self.tabs.currentChanged.connect(self._on_tab)
-        split.addWidget(self.tabs)
-        split.setSizes([380, 800])
-        split.setStretchFactor(1, 1)
-        layout.addWidget(split, 1)
-        self._heat: tuple[int, object] | None = None  # (class, heat) last shown
+        tabs.currentChanged.connect(self._on_tab)
+        return tabs
 
     # ------------------------------------------------------------------------------------ image and model
 
@@ -259,7 +149,7 @@ class InspectPane(ModelPaneMixin, QWidget):
         self._serial += 1
         self.answer_label.setText("Looking inside…")
         self.file_label.setText(self.image_path)
-        self._builder.submit(_build_inspection, self._serial, self.predictor, self.image_path,
+        self._builder.submit(build_inspection, self._serial, self.predictor, self.image_path,
                              self.state.current_run)
 
     @Slot(str)
@@ -307,15 +197,11 @@ class InspectPane(ModelPaneMixin, QWidget):
         if prediction is not None and prediction.top:
             label, p = prediction.top[0]  # calibrated, as everywhere a prediction is shown
         truth = labelled_class(self.state.current_run, self.image_path)
-        verdict = "" if not truth else (" ✓" if truth == label else f" — labelled {truth}")
-        if prediction is not None and prediction.unfamiliar:
-            self.answer_label.setText(f"Not like the training images — closest class {label} ({100 * p:.1f}%), "
-                                      "a guess")
-        else:
-            self.answer_label.setText(f"Predicted: {label} ({100 * p:.1f}%){verdict}")
+        unfamiliar = prediction is not None and prediction.unfamiliar
+        self.answer_label.setText(answer_text(label, p, truth, unfamiliar))
         self.neighbours.show_result(prediction, self.predictor.space if self.predictor else "",
                                     explained[1] if explained else [], explained[2] if explained else "")
-        if prediction is not None and prediction.unfamiliar:
+        if unfamiliar:
             self.tabs.setCurrentIndex(NEAREST_TAB)
         self.file_label.setText(f"{Path(self.image_path).name} — as the model sees it: {inspection.x.shape[-1]}×"
                                 f"{inspection.x.shape[-2]} px")
@@ -416,7 +302,7 @@ class InspectPane(ModelPaneMixin, QWidget):
             return
         self._patches_for = (self._serial, self.layer)
         self.patches_view.show_waiting("Looking through the training images for what excites each channel…")
-        self._patch_runner.submit(_top_patches, self._serial, self.state.current_run, self.predictor, self.layer)
+        self._patch_runner.submit(top_patches, self._serial, self.state.current_run, self.predictor, self.layer)
 
     @Slot(object)
     def _on_patches(self, value: object) -> None:
@@ -444,7 +330,7 @@ class InspectPane(ModelPaneMixin, QWidget):
         if self.inspection is None or cls < 0:
             return
         self.cam_view.show_error("Computing…")
-        self._cam_runner.submit(_grad_cam, self._serial, self.inspection, cls)
+        self._cam_runner.submit(grad_cam, self._serial, self.inspection, cls)
 
     @Slot(object)
     def _on_cam(self, value: object) -> None:

@@ -18,22 +18,18 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.config import ModelConfig
 from studio.core.devices import pick_device
-from studio.core.errors import WeightsUnavailable
-from studio.core.layer_words import layers_in_words
-from studio.core.models import architecture_info, build_model, count_parameters, list_architectures, summarize
+from studio.core.models import architecture_info, list_architectures
 from studio.core.policies import arch_defaults, mode_for_weights, recommendation
-from studio.core.randomness import seeded_global
 from studio.core.words import plain_number
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.bound import bind, bound_combo, bound_spin, label_for
 from studio.ui.widgets.common import QtBanner, choice_combo, heading, hint, make_table
+from studio.ui.widgets.model_summary import check_weights, describe_model, fill_layer_table
 from studio.ui.workers import QtTaskRunner
 
 WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("file", "From file…"), ("none", "None: random start"))
@@ -48,39 +44,6 @@ MODE_HINT = {
     "last-block": "The last block of the network adjusts too. A middle way between speed and accuracy.",
     "full": "Every layer learns. The most accurate with many images, and the slowest.",
 }
-
-
-def describe_model(cfg: ModelConfig, n_classes: int) -> dict:
-    """Layer table and parameter counts for the config (runs on a worker thread; no weights are read).
-
-    Built at a fixed seed under the process generator's lock: a run starting meanwhile must not
-    have its first weights changed by this page drawing random numbers.
-    """
-    with seeded_global(0):
-        model = build_model(cfg, n_classes, load_weights=False)
-    first_stage = None
-    if cfg.pretrained != "none" and cfg.mode == "two-stage":
-        model.set_trainable("head")
-        first_stage = count_parameters(model)[1]
-        model.set_trainable("all")
-    elif cfg.pretrained != "none":
-        model.set_trainable(cfg.mode)
-    total, trainable = count_parameters(model)
-    rows = [(r.name.removeprefix("backbone."), r.kind, " × ".join(map(str, r.output_shape)), r.params)
-            for r in summarize(model, cfg.image_size)]
-    words = layers_in_words(model, cfg.image_size)
-    return {"config": cfg, "rows": rows, "words": words, "total": total, "trainable": trainable,
-            "first_stage": first_stage}
-
-
-def check_weights(cfg: ModelConfig, n_classes: int) -> tuple[ModelConfig, str, str]:
-    """Load the chosen starting weights once, as training will: (config, level, message)."""
-    try:
-        with seeded_global(0):
-            model = build_model(cfg, n_classes, load_weights=True)
-    except WeightsUnavailable as exc:
-        return cfg, "error", str(exc)
-    return cfg, "info", f"Starting weights ready: {model.weights_note}."
 
 
 class ModelPane(QWidget):
@@ -166,6 +129,29 @@ class ModelPane(QWidget):
         self.arch_hint = hint("")
         form.addRow("", self.arch_hint)
 
+        self._build_weights_rows(form)
+
+        self.mode_combo = bound_combo("model.mode")
+        self.mode_combo.currentIndexChanged.connect(self._on_edited)
+        form.addRow(label_for("model.mode"), self.mode_combo)
+        self.mode_hint = hint("")
+        form.addRow("", self.mode_hint)
+
+        self.size_spin = bound_spin("model.image_size", step=8)
+        self.size_spin.valueChanged.connect(self._on_edited)
+        form.addRow(label_for("model.image_size"), self.size_spin)
+        self.size_hint = hint("")
+        form.addRow("", self.size_hint)
+        outer.addLayout(form)
+
+        outer.addWidget(self._build_custom_box())
+        self.weights_status = QtBanner(closable=False)
+        outer.addWidget(self.weights_status)
+        outer.addStretch(1)
+        return form_box
+
+    def _build_weights_rows(self, form: QFormLayout) -> None:
+        """Where the starting numbers come from, and the file row shown for a weights file."""
         self.weights_combo = choice_combo(WEIGHTS, "Where the network's starting numbers come from: ImageNet "
                                           "(already learned to see on 1.2 million photos; best with few images), a "
                                           "weights file of your own, or random (everything learned from your images "
@@ -190,19 +176,7 @@ class ModelPane(QWidget):
         self.weights_hint = hint("")
         form.addRow("", self.weights_hint)
 
-        self.mode_combo = bound_combo("model.mode")
-        self.mode_combo.currentIndexChanged.connect(self._on_edited)
-        form.addRow(label_for("model.mode"), self.mode_combo)
-        self.mode_hint = hint("")
-        form.addRow("", self.mode_hint)
-
-        self.size_spin = bound_spin("model.image_size", step=8)
-        self.size_spin.valueChanged.connect(self._on_edited)
-        form.addRow(label_for("model.image_size"), self.size_spin)
-        self.size_hint = hint("")
-        form.addRow("", self.size_hint)
-        outer.addLayout(form)
-
+    def _build_custom_box(self) -> QGroupBox:
         self.custom_box = QGroupBox("Custom CNN")
         custom = QFormLayout(self.custom_box)
         self.blocks_spin = bound_spin("model.blocks")
@@ -215,11 +189,7 @@ class ModelPane(QWidget):
         for key, widget in (("model.blocks", self.blocks_spin), ("model.width", self.width_spin),
                             ("model.dropout", self.dropout_spin), ("model.kernel_size", self.kernel_combo)):
             custom.addRow(label_for(key), widget)
-        outer.addWidget(self.custom_box)
-        self.weights_status = QtBanner(closable=False)
-        outer.addWidget(self.weights_status)
-        outer.addStretch(1)
-        return form_box
+        return self.custom_box
 
     # ------------------------------------------------------------------------------------ edits → state
 
@@ -351,32 +321,7 @@ class ModelPane(QWidget):
         result = self._last_summary
         if result is None:
             return
-        if self.torch_names.isChecked():
-            columns = ("Layer", "Type", "Output shape", "Parameters")
-            cells = [(name, kind, shape, f"{params:,}" if params else "", False)
-                     for name, kind, shape, params in result["rows"]]
-        else:
-            columns = ("Part", "What it does", "Numbers learned")
-            cells = [(("" if row.is_stage or not row.stage else "    ") + row.title, row.text,
-                      plain_number(row.params) if row.params else "", row.is_stage) for row in result["words"]]
-        self.layer_table.setColumnCount(len(columns))
-        self.layer_table.setHorizontalHeaderLabels(columns)
-        header = self.layer_table.horizontalHeader()
-        for col in range(len(columns)):
-            header.setSectionResizeMode(col, header.ResizeMode.Stretch if col == (0 if len(columns) == 4 else 1)
-                                        else header.ResizeMode.ResizeToContents)
-        self.layer_table.setRowCount(len(cells))
-        for i, (*texts, bold) in enumerate(cells):
-            for col, text in enumerate(texts):
-                item = QTableWidgetItem(text)
-                item.setToolTip(text)
-                if bold:
-                    font = item.font()
-                    font.setBold(True)
-                    item.setFont(font)
-                if col == len(texts) - 1:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.layer_table.setItem(i, col, item)
+        fill_layer_table(self.layer_table, result, self.torch_names.isChecked())
 
     @Slot(str)
     def _on_summary_failed(self, message: str) -> None:

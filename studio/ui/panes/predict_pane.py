@@ -15,18 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QMimeData, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QProgressBar, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from studio.core.atomic import StorageError, write_bytes
 from studio.core.images import IMAGE_EXTENSIONS
@@ -35,6 +24,7 @@ from studio.ui.panes.predict_worker import TOP_K, PredictWorker
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, hint
 from studio.ui.widgets.file_drop import IMAGE_FILES, dropped_paths
+from studio.ui.widgets.predict_tools import QtPredictTools, drop_hint
 from studio.ui.widgets.prediction_table import QtPredictionTable
 from studio.ui.widgets.run_picker import ModelPaneMixin, QtModelLoader, QtRunPicker, describe_model
 from studio.ui.widgets.single_prediction import QtSinglePrediction
@@ -81,49 +71,7 @@ class PredictPane(ModelPaneMixin, QWidget):
         layout.addWidget(self.model_label)
         self.banner = QtBanner()
         layout.addWidget(self.banner)
-        tools = QHBoxLayout()
-        self.add_button = QPushButton("Add images…")
-        self.add_button.setToolTip("Choose image files to classify with the current model")
-        self.add_button.clicked.connect(self._on_add_files)
-        self.folder_button = QPushButton("Add a folder…")
-        self.folder_button.setToolTip("Classify every image in a folder and its sub-folders")
-        self.folder_button.clicked.connect(self._on_add_folder)
-        self.paste_button = QPushButton("Paste image")
-        self.paste_button.setToolTip("Classify the picture on the clipboard (Ctrl+V)")
-        self.paste_button.clicked.connect(self.paste)
-        for b in (self.add_button, self.folder_button, self.paste_button):
-            tools.addWidget(b)
-        tools.addSpacing(16)
-        tools.addWidget(QLabel("Flag below"))
-        self.threshold = QSpinBox()
-        self.threshold.setRange(1, 99)
-        self.threshold.setValue(50)
-        self.threshold.setSuffix(" %")
-        self.threshold.setToolTip("Predictions whose top class has less probability than this are marked ⚠")
-        self.threshold.valueChanged.connect(self._on_threshold)
-        tools.addWidget(self.threshold)
-        self.only_flagged = QCheckBox("Only flagged rows")
-        self.only_flagged.setToolTip("Show only the images marked ⚠: the ones worth a second look")
-        self.only_flagged.toggled.connect(self._on_only_flagged)
-        tools.addWidget(self.only_flagged)
-        self.only_unfamiliar = QCheckBox("Only unfamiliar")
-        self.only_unfamiliar.setToolTip("Show only the images that are not like the training images")
-        self.only_unfamiliar.toggled.connect(self._on_only_unfamiliar)
-        tools.addWidget(self.only_unfamiliar)
-        tools.addStretch(1)
-        self.inspect_button = QPushButton("Inspect")
-        self.inspect_button.setToolTip("Look inside the model for this image (Inspect page)")
-        self.inspect_button.clicked.connect(self._on_inspect)
-        self.csv_button = QPushButton("Export CSV…")
-        self.csv_button.setToolTip("Save the table (file, top classes, probabilities) as a CSV file for a "
-                                   "spreadsheet")
-        self.csv_button.clicked.connect(self._on_export_csv)
-        self.clear_button = QPushButton("Clear")
-        self.clear_button.setToolTip("Empty the table; the images themselves are not touched")
-        self.clear_button.clicked.connect(self.clear)
-        for b in (self.inspect_button, self.csv_button, self.clear_button):
-            tools.addWidget(b)
-        layout.addLayout(tools)
+        layout.addWidget(self._build_tools())
         progress_row = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m images")
@@ -133,13 +81,8 @@ class PredictPane(ModelPaneMixin, QWidget):
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.stop_button)
         layout.addLayout(progress_row)
-
         self.stack = QStackedWidget()
-        self.drop_hint = QLabel("Drop images or a folder of images here\n\nor use Add images…, Add a folder… "
-                                "or paste a picture (Ctrl+V)")
-        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.drop_hint.setStyleSheet("QLabel { border: 2px dashed #b0b8c4; border-radius: 10px; color: #5f6368;"
-                                     " font-size: 13pt; }")
+        self.drop_hint = drop_hint()
         self.stack.addWidget(self.drop_hint)
         self.single = QtSinglePrediction()
         self.stack.addWidget(self.single)
@@ -149,6 +92,25 @@ class PredictPane(ModelPaneMixin, QWidget):
         self.table_model = self.table.model
         self.stack.addWidget(self.table)
         layout.addWidget(self.stack, 1)
+
+    def _build_tools(self) -> QtPredictTools:
+        tools = QtPredictTools()
+        self.add_button, self.folder_button, self.paste_button = (tools.add_button, tools.folder_button,
+                                                                  tools.paste_button)
+        self.threshold, self.only_flagged, self.only_unfamiliar = (tools.threshold, tools.only_flagged,
+                                                                   tools.only_unfamiliar)
+        self.inspect_button, self.csv_button, self.clear_button = (tools.inspect_button, tools.csv_button,
+                                                                   tools.clear_button)
+        self.add_button.clicked.connect(self._on_add_files)
+        self.folder_button.clicked.connect(self._on_add_folder)
+        self.paste_button.clicked.connect(self.paste)
+        self.threshold.valueChanged.connect(self._on_threshold)
+        self.only_flagged.toggled.connect(self._on_only_flagged)
+        self.only_unfamiliar.toggled.connect(self._on_only_unfamiliar)
+        self.inspect_button.clicked.connect(self._on_inspect)
+        self.csv_button.clicked.connect(self._on_export_csv)
+        self.clear_button.clicked.connect(self.clear)
+        return tools
 
     # ------------------------------------------------------------------------------------ requests
 

@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.callbacks import EpochEnd, RunResult, RunStarted
 from studio.core.errors import ConfigError
-from studio.core.words import count, percent
+from studio.core.run_words import STOPPING, epoch_line, failed_line, finished_lines, started_lines
+from studio.core.words import count
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.charts import QtTrainingPlot
 from studio.ui.widgets.common import QtBanner, heading
@@ -106,7 +108,10 @@ class TrainPane(QWidget):
         self.continue_button.clicked.connect(self._on_continue)
         lv.addWidget(self.continue_button)
         layout.addWidget(left)
+        layout.addLayout(self._build_right(), 1)
 
+    def _build_right(self) -> QVBoxLayout:
+        """What the run is doing: messages, progress with time left, the curves and the log."""
         right = QVBoxLayout()
         self.banner = QtBanner()
         right.addWidget(self.banner)
@@ -127,7 +132,7 @@ class TrainPane(QWidget):
         split.addWidget(self.log)
         split.setSizes([420, 160])
         right.addWidget(split, 1)
-        layout.addLayout(right, 1)
+        return right
 
     # ------------------------------------------------------------------------------------ controls
 
@@ -212,7 +217,7 @@ class TrainPane(QWidget):
         if self.worker is not None and self.state.run_state != "stopping":
             self.worker.stop()
             self.state.set_run_state("stopping")
-            self._append("Stopping after the current batch; the last finished epoch's checkpoint is kept.")
+            self._append(STOPPING)
 
     @Slot()
     def _update_buttons(self) -> None:
@@ -269,11 +274,8 @@ class TrainPane(QWidget):
     @Slot(dict)
     def _on_run_started(self, info: dict) -> None:
         self._epochs = info["epochs"]
-        self._append(f"Run folder: {info['run_dir']}")
-        self._append(f"{len(info['classes'])} classes; {info['train_images']} training, {info['val_images']} "
-                     f"validation, {info['test_images']} test images; {info['device']}, {info['precision']}")
-        for note in info["notes"]:
-            self._append(f"Note: {note}")
+        for line in started_lines(RunStarted(**info)):
+            self._append(line)
         if self.state.run_state == "preparing":
             self.state.set_run_state("training", self._epoch_text())
         self.state.runs_changed.emit()
@@ -305,12 +307,7 @@ class TrainPane(QWidget):
     def _on_epoch(self, info: dict) -> None:
         row = {k: info[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")}
         self.live.append(row)
-        stage = " (new layer only)" if info["stage"] == "head" else ""
-        best = "  ★ best so far" if info["is_best"] else ""
-        self._append(f"Epoch {info['epoch']}/{info['epochs']}{stage}: train loss {info['train_loss']:.4f}, "
-                     f"accuracy {percent(info['train_acc'])}; validation loss "
-                     f"{'—' if info['val_loss'] is None else format(info['val_loss'], '.4f')}, accuracy "
-                     f"{percent(info['val_acc'])}; {info['seconds']:.1f} s{best}")
+        self._append(epoch_line(EpochEnd(**info)))
         selected = self.run_list.selected_runs()
         self._refresh_runs()  # the runs table shows this epoch and the best figure so far
         if not selected:
@@ -320,19 +317,14 @@ class TrainPane(QWidget):
 
     @Slot(dict)
     def _on_finished(self, result: dict) -> None:
-        words = {"finished": "Finished", "stopped": "Stopped", "early-stopped": "Stopped early (no more progress)"}
-        text = (f"{words.get(result['status'], result['status'])} after {count(result['epochs_done'], 'epoch')}: best "
-                f"validation accuracy {percent(result['best_val_acc'])} at epoch {result['best_epoch']}.")
-        if result.get("test_acc") is not None:
-            text += f" Held-out test accuracy: {percent(result['test_acc'])}."
-        if result["epochs_done"]:
-            text += f"\nModel saved in {result['checkpoint']}"
-        self._append(text.replace("\n", " "))
-        self.banner.show_message(text, "info" if result["status"] != "stopped" or result["epochs_done"] else "warning")
+        lines = finished_lines(RunResult.from_dict(result))
+        self._append(" ".join(lines))
+        self.banner.show_message("\n".join(lines),
+                                 "info" if result["status"] != "stopped" or result["epochs_done"] else "warning")
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
-        self._append(f"Failed: {message}")
+        self._append(failed_line(message))
         self.banner.show_message(message, "error")
 
     @Slot()

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from studio.core.project import RunRow
+from studio.core.run_words import status_word
 
 COLUMNS = ("Run", "Started", "Model", "Status", "Epochs", "Accuracy")
 
@@ -53,7 +54,7 @@ class QtRunList(QTableWidget):
             best = "—" if run.best_metric is None else f"{100 * run.best_metric:.1f}% val"
             if run.test_acc is not None:
                 best = f"{100 * run.test_acc:.1f}% test"
-            cells = (run_label(run), when, run.arch, run.status, str(run.epochs_done), best)
+            cells = (run_label(run), when, run.arch, status_word(run.status), str(run.epochs_done), best)
             tip = f"{run.name}\n{run.folder}" + (f"\n{run.message}" if run.message else "")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

@@ -58,7 +58,7 @@ class QtSinglePrediction(QWidget):
                 sure += ("\nThis model was trained before the studio could tell whether an image is like its "
                          "training images; retrain it to get that check.")
             else:
-                sure += "\nThe image is like the training images."
+                sure += f"\nThe image is like the training images.{_compared(p)}"
             self.sure_label.setText(sure)
         self.crop_hint.setText(f"The model sees the centre square of the picture, scaled to {image_size}×{image_size} "
                                "pixels (a picture that is not square has its sides faded). It always answers with "
@@ -72,8 +72,15 @@ class QtSinglePrediction(QWidget):
         self.answer_label.setText("Not like the training images")
         self.sure_label.setText(
             f"Closest of its classes: {p.label} ({100 * p.confidence:.1f}%) — treat this as a guess. "
-            f"Unfamiliarity {p.score:.1f} (above 1 means unlike the training images). "
+            f"Unfamiliarity {p.score:.1f} (above 1 means unlike the training images).{_compared(p)} "
             "Inspect shows the training images it resembles most.")
 
     def set_picture(self, pixels: np.ndarray | None) -> None:
         self.image_view.set_array(pixels)
+
+
+def _compared(p: Prediction) -> str:
+    """Which eyes the verdict used: a reader who knows may weigh it differently."""
+    from studio.core.trust import SPACE_WORDS
+
+    return f" Compared with them by {SPACE_WORDS[p.compared_with]}." if p.compared_with in SPACE_WORDS else ""

@@ -1,0 +1,89 @@
+"""The Evaluate page's pieces: its work on worker threads and the lists and table it is built from.
+
+Evaluating predicts every image of a split and writes report.md; thumbnails decode files. Both
+run off the UI thread and answer with the request's serial number, so a late answer for a run
+the user has left is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QListWidget, QTableWidget
+
+from studio.core.errors import EvaluationError, ImageError
+from studio.core.evaluate import Evaluation, evaluate_run, write_evaluation
+from studio.core.images import load_for_model
+from studio.ui.workers import describe_exception
+
+THUMB = 72
+
+
+def has_split(run: str, split: str) -> bool:
+    from studio.core.runfiles import read_split
+
+    try:
+        return any(row[2] == split for row in read_split(Path(run)))
+    except OSError:
+        return False
+
+
+def evaluate_and_write(serial: int, run: str, split: str) -> tuple[int, Evaluation | None, str]:
+    try:
+        evaluation = evaluate_run(run, split)
+    except EvaluationError as exc:
+        return serial, None, str(exc)
+    except Exception as exc:
+        return serial, None, describe_exception(exc)
+    try:
+        write_evaluation(evaluation)
+    except OSError as exc:
+        evaluation.notes.append(f"report.md could not be written: {exc}")
+    return serial, evaluation, ""
+
+
+def load_thumbnails(serial: int, paths: list[str]) -> tuple[int, dict[str, np.ndarray]]:
+    out = {}
+    for path in paths:
+        with contextlib.suppress(ImageError):  # the item keeps its text: the file went away since
+            out[path] = np.asarray(load_for_model(path, THUMB))
+    return serial, out
+
+
+def image_list() -> QListWidget:
+    images = QListWidget()
+    images.setViewMode(QListView.ViewMode.IconMode)
+    images.setIconSize(QSize(THUMB, THUMB))
+    images.setGridSize(QSize(THUMB + 78, THUMB + 48))
+    images.setResizeMode(QListView.ResizeMode.Adjust)
+    images.setMovement(QListView.Movement.Static)
+    images.setWordWrap(True)
+    images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    return images
+
+
+def per_class_table() -> QTableWidget:
+    """Precision, recall, F1 and the image count of each class, each column explained in its tooltip."""
+    table = QTableWidget(0, 5)
+    table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Images"])
+    for col, tip in enumerate((
+        "The class, as named by its folder",
+        "Precision: of the images it called this class, the share that really are (few false alarms = high)",
+        "Recall: of the images that really are this class, the share it found (few misses = high)",
+        "F1: one figure combining precision and recall; high only when both are",
+        "How many images of this class were evaluated",
+    )):
+        table.horizontalHeaderItem(col).setToolTip(tip)
+    table.verticalHeader().hide()
+    table.verticalHeader().setDefaultSectionSize(22)
+    table.setMaximumHeight(24 + 22 * 8)  # the matrix gets the room; longer lists scroll
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for col, tip in ((1, "Of the images the model called this class, the share that were"),
+                     (2, "Of the images of this class, the share the model recognised"),
+                     (3, "One number for both: the harmonic mean of precision and recall")):
+        table.horizontalHeaderItem(col).setToolTip(tip)
+    return table

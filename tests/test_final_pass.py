@@ -1,0 +1,48 @@
+"""After the last epoch: one pass per image with the best weights feeds calibration, familiarity and the evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.core.evaluate import SECTION, evaluate_run, evaluation_markdown
+from studio.core.train import Trainer
+from tests.conftest import make_colour_folder
+from tests.test_train import tiny_config
+
+
+def _section(report: str) -> str:
+    return report.split(f"\n{SECTION}\n", 1)[1]
+
+
+def test_the_end_of_a_run_sees_each_image_once_and_writes_what_evaluate_writes(tmp_path: Path, monkeypatch) -> None:
+    from studio.core import predict
+    from studio.core.runfiles import read_split
+
+    data = make_colour_folder(tmp_path / "data", per_class=14, size=16)
+    seen: list[int] = []
+    real = Trainer._train_stages
+
+    def then_count(self, ctx, make, stages):  # every forward pass after the last epoch, whatever calls it
+        status = real(self, ctx, make, stages)
+        ctx.model.backbone.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+        return status
+
+    monkeypatch.setattr(Trainer, "_train_stages", then_count)
+    made: list[str] = []
+    real_init = predict.Predictor.__init__
+    monkeypatch.setattr(predict.Predictor, "__init__",
+                        lambda self, *a, **k: (made.append("predictor"), real_init(self, *a, **k))[1])
+    cfg = tiny_config(data, epochs=3)
+    cfg.data.test_fraction = 0.2
+    result = Trainer(cfg, project=tmp_path / "p").run()
+
+    assert result.status == "finished"
+    rows = read_split(Path(result.run_dir))
+    test_images = sum(1 for r in rows if r[2] == "test")
+    assert test_images and sum(seen) == len(rows), (sum(seen), len(rows))  # train + val + test, once each
+    assert made == []  # nothing read the files again through a predictor
+    # The same evaluation as predicting the held-out files again with best.pt: the best weights, not the last.
+    written = _section((Path(result.run_dir) / "report.md").read_text(encoding="utf-8"))
+    again = evaluate_run(result.run_dir, "test")
+    assert written.rstrip() == evaluation_markdown(again).split(f"{SECTION}\n", 1)[1].rstrip()
+    assert result.test_acc == again.metrics.accuracy
