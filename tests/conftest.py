@@ -59,9 +59,6 @@ def _backbone_graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _backbone_graphs: Path) -> None:
     """Runs, caches and settings of a test never land in the real user's folders."""
-    from studio.core.userdirs import APP_NAME
-
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "studio-home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    (tmp_path / "cache" / APP_NAME).mkdir(parents=True, exist_ok=True)
-    (tmp_path / "cache" / APP_NAME / "backbone").symlink_to(_backbone_graphs, target_is_directory=True)
+    monkeypatch.setenv("STUDIO_BACKBONE_DIR", str(_backbone_graphs))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -67,7 +68,8 @@ def _graph_file(weights_identity: str, input_size: int) -> Path:
     from studio.core.userdirs import cache_folder
 
     key = hashlib.sha256(f"{weights_identity}|{input_size}|{torch.__version__}".encode()).hexdigest()[:16]
-    path = cache_folder() / "backbone" / f"lite0-features-{key}.onnx"
+    folder = Path(os.environ.get("STUDIO_BACKBONE_DIR") or cache_folder() / "backbone")  # override: a shared copy
+    path = folder / f"lite0-features-{key}.onnx"
     if not path.is_file():
         buffer = io.BytesIO()
         with warnings.catch_warnings():
