@@ -36,7 +36,8 @@ def main() -> None:
     from studio.core.cache import build_cache
     from studio.core.config import RunConfig
     from studio.core.dataset import scan
-    from studio.core.evaluate import evaluate_run, write_evaluation
+    from studio.core.evaluate import evaluate_run
+    from studio.core.evaluation_report import write_evaluation
     from studio.core.train import Trainer
 
     work = Path(args.work)

@@ -62,6 +62,8 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, float]:
     train_cmd = [sys.executable, "-m", "studio.cli", "train", "--data", str(data), "--project", str(project),
                  "--arch", "custom", "--blocks", "3", "--image-size", "64", "--epochs", "2", "--json", "--quiet",
                  "--manual", "--no-near-duplicates", "--familiarity-space", "network"]
+    if args.width:
+        train_cmd += ["--width", str(args.width)]
     config = work / f"config-{n}.json"
     config.write_text(json.dumps({"data": {"cache_memory_mb": args.cache_mb}}))
     train_s, stdout, peak_kb = run(train_cmd + ["--config", str(config)], env)
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 100000])
     parser.add_argument("--cache-mb", type=int, default=512, help="memory budget for decoded pixels")
     parser.add_argument("--work", help="folder for the images and projects (default: a temporary folder)")
+    parser.add_argument("--width", type=int, help="a narrower network, for a quicker table: the engine's "
+                        "costs per image (scan, decode, cache, memory) do not depend on it")
     parser.add_argument("--no-features", action="store_true", help="skip timing the feature pass")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

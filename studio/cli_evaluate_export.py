@@ -54,7 +54,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 @_plain_errors
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from studio.core.evaluate import evaluate_run, write_evaluation
+    from studio.core.evaluate import evaluate_run
+    from studio.core.evaluation_report import write_evaluation
 
     evaluation = evaluate_run(args.run_dir, args.split)
     written = () if args.no_write else write_evaluation(evaluation)

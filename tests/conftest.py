@@ -49,8 +49,16 @@ def project_dir(tmp_path: Path) -> Path:
     return tmp_path / "project"
 
 
+@pytest.fixture(scope="session")
+def _backbone_graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the exported feature network, shared by every test and subprocess of the session:
+    exporting it costs seconds, and it depends only on the bundled weights."""
+    return tmp_path_factory.mktemp("backbone")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _backbone_graphs: Path) -> None:
     """Runs, caches and settings of a test never land in the real user's folders."""
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "studio-home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("STUDIO_BACKBONE_DIR", str(_backbone_graphs))

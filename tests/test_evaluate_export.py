@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.core.evaluate import EvaluationError, evaluate_run, replace_section, write_evaluation
+from studio.core.evaluate import EvaluationError, evaluate_run
+from studio.core.evaluation_report import replace_section, write_evaluation
 from studio.core.export import ExportError, export_onnx, export_pt2, export_torchscript, sidecar_path
 from studio.core.images import load_for_model, to_tensor
 from studio.core.predict import Predictor

@@ -76,3 +76,30 @@ def test_cancel_leaves_only_whole_rows(tmp_path: Path, monkeypatch: pytest.Monke
     full = store.embed_files(paths, batch_size=2)
     assert calls == [2, 2, 2]
     assert not np.isnan(full).any()
+
+
+def test_the_fast_engine_gives_the_features_pytorch_gives() -> None:
+    """ONNX Runtime runs the backbone when installed; its features are PyTorch's to float precision."""
+    from studio.core import feature_engine
+    from studio.core.features import INPUT_SIZE, identity
+
+    pytest.importorskip("onnxruntime")
+    run, name = feature_engine.engine(identity(), INPUT_SIZE)
+    assert name == "onnxruntime"
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+    assert np.abs(run(x) - feature_engine.torch_engine(x)).max() < 1e-3
+
+
+def test_without_onnxruntime_the_features_come_from_pytorch(monkeypatch) -> None:
+    import sys
+
+    from studio.core import feature_engine
+    from studio.core.features import INPUT_SIZE
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    feature_engine.engine.cache_clear()
+    try:
+        run, name = feature_engine.engine("no-ort", INPUT_SIZE)
+        assert name == "pytorch" and run is feature_engine.torch_engine
+    finally:
+        feature_engine.engine.cache_clear()

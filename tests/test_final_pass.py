@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio.core.evaluate import SECTION, evaluate_run, evaluation_markdown
+from studio.core.evaluate import SECTION, evaluate_run
+from studio.core.evaluation_report import evaluation_markdown
 from studio.core.train import Trainer
 from tests.conftest import make_colour_folder
 from tests.test_train import tiny_config

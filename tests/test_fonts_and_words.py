@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from studio.core import fonts
-from studio.core.evaluate import plot_confusion
+from studio.core.evaluation_report import plot_confusion
 from studio.core.words import axis_scale, count, fraction, plain_number, power_of_ten
 
 

@@ -16,11 +16,9 @@ second call on 10,000 unchanged files reads none of their bytes.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from studio.core import feature_engine
 from studio.core.cache import Cancelled
 from studio.core.images import DRAFT_RULE, RESIZE_RULE, ImageError, as_rgb, load_for_model, resize_square
 
@@ -56,19 +55,9 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 )""")
 
 
-@functools.lru_cache(maxsize=1)
 def _network() -> torch.nn.Module:
-    """The backbone without its classifier, built once per process (about 15 MB of weights)."""
-    from studio.core.effnet_lite import lite0_features
-    from studio.core.weights import imagenet_state_dict
-
-    net, dim, _ = lite0_features(imagenet_state_dict("efficientnet_lite0"))
-    assert dim == EMBED_DIM
-    # channels_last: the depthwise convolutions run about 1.5x faster on CPU in this layout.
-    return net.eval().to(memory_format=torch.channels_last)
-
-
-_NET_LOCK = threading.Lock()
+    """The backbone in PyTorch, for callers that build on it (the export of the reference space)."""
+    return feature_engine.network()
 
 
 def identity() -> str:
@@ -85,10 +74,9 @@ def identity() -> str:
 
 def _forward(pixels: np.ndarray) -> np.ndarray:
     """uint8 [n,S,S,3] -> L2-normalised float32 [n,1280]; mean/std 0.5 as the Lite weights expect."""
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-    x = x.contiguous(memory_format=torch.channels_last)
-    with _NET_LOCK, torch.inference_mode():
-        feats = _network()(x).float().numpy()
+    x = (pixels.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0)
+    run, _ = feature_engine.engine(identity(), INPUT_SIZE)
+    feats = run(x).astype(np.float32)
     norms = np.linalg.norm(feats, axis=1, keepdims=True)
     return (feats / np.maximum(norms, 1e-12)).astype(np.float32)
 

@@ -132,7 +132,8 @@ class Recorder:
         if not (dist.is_main() and counts.get(split)):
             return
         from studio.core.errors import EvaluationError
-        from studio.core.evaluate import evaluate_run, write_evaluation
+        from studio.core.evaluate import evaluate_run
+        from studio.core.evaluation_report import write_evaluation
 
         callbacks.on_status(f"Evaluating the best model on the {'held-out test' if split == 'test' else 'validation'}"
                             " images")

@@ -222,7 +222,7 @@ class Trainer:
         model = ctx.model
         if (self.run_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(self.run_dir / "best.pt")["state_dict"])
-        if not dist.is_main() or self.world > 1:  # each rank's batches hold only its share of the images
+        if not dist.is_main():
             if not pixels.split["test"]:
                 return None
             stats, _ = evaluate(model, make("test", False), ctx.plain_loss, autocast=contextlib.nullcontext)
@@ -234,7 +234,9 @@ class Trainer:
         fit = fit_after_training(passes=passes, split=pixels.split, rows=pixels.rows, root=root,
                                  run_dir=self.run_dir, config=ctx.config, project_folder=self.project.folder,
                                  callbacks=self.callbacks, should_stop=self.stop)
-        if fit is not None:  # else best.pt may carry older fields: the evaluation reads the checkpoint itself
+        # Else the evaluation reads the checkpoint and the files itself: best.pt may carry older fields, or
+        # (under torchrun) this rank's batches held only its share of the images.
+        if fit is not None and self.world == 1:
             self._final = PassResult(passes, [row[0] for row in pixels.rows], classes, fit.checkpoint_fields())
         return passes["test"].accuracy if "test" in passes else None
 

@@ -28,7 +28,9 @@ def test_every_bound_control_has_its_fields_range(window) -> None:
         else:
             assert isinstance(widget, QAbstractSpinBox), key
             scale = widget.property("config_scale")
-            low = spec.setting.low if spec.setting.auto is None else spec.setting.auto  # "Automatic" sits below
-            assert widget.minimum() / scale == pytest.approx(low), key
+            below = 0 if spec.setting.auto is None else 1  # "Automatic" sits one step below the range
+            assert (widget.minimum() + below) / scale == pytest.approx(spec.setting.low), key
+            if below:
+                assert widget.specialValueText() == "Automatic", key
             assert widget.maximum() / scale == pytest.approx(spec.setting.high), key
         assert widget.toolTip(), key

@@ -243,6 +243,8 @@ class ModelPane(QWidget):
 
     @Slot(str)
     def _on_config_changed(self, section: str) -> None:
+        if section in ("recipe", "model"):
+            self._show_advice()
         if section != "model":
             return
         cfg = self.state.config.model
@@ -275,8 +277,19 @@ class ModelPane(QWidget):
 
     @Slot()
     def _on_report_changed(self) -> None:
-        self.advice.show_message("Advice: " + recommendation(self.state.report, self._gpu), "info")
+        self._show_advice()
         self._debounce.start()
+
+    def _show_advice(self) -> None:
+        """While the studio chooses (Recommended on the Train page), say so: the form shows no decision yet."""
+        cfg = self.state.config
+        chosen_here = {"model.arch", "model.pretrained"} & set(cfg.recipe.pinned)
+        if cfg.recipe.mode == "recommended" and not chosen_here:
+            self.advice.show_message("Recommended settings are on (Train page): when you press Start the studio "
+                                     "looks at your images and chooses the network and image size itself. Choose a "
+                                     "network here to decide yourself.", "info")
+        else:
+            self.advice.show_message("Advice: " + recommendation(self.state.report, self._gpu), "info")
 
     def _n_classes(self) -> int:
         report = self.state.report

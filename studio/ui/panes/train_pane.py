@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.callbacks import EpochEnd, RunResult, RunStarted
+from studio.core.config import field_spec
 from studio.core.errors import ConfigError
 from studio.core.run_words import STOPPING, epoch_line, failed_line, finished_lines, started_lines
 from studio.core.words import count
@@ -60,6 +61,7 @@ class TrainPane(QWidget):
         self._idle_text = "Press Start to train a model with the settings of every page."
         self._build()
         state.run_state_changed.connect(self._update_buttons)
+        state.config_changed.connect(lambda section: section == "recipe" and self._update_buttons())
         state.report_changed.connect(self._update_buttons)
         state.runs_changed.connect(self._refresh_runs)
         state.stop_requested.connect(self._on_stop)
@@ -67,6 +69,15 @@ class TrainPane(QWidget):
         self._update_buttons()
 
     # ------------------------------------------------------------------------------------ layout
+
+    def _idle(self) -> str:
+        """What Start will do: with recommended settings the studio decides first, and says so."""
+        recipe = self.state.config.recipe
+        if recipe.mode == "recommended" and self._idle_text.startswith("Press Start to train a model"):
+            words = dict(field_spec("recipe.budget").setting.choice_labels).get(recipe.budget, recipe.budget)
+            return (f"Press Start: the studio looks at the images and this computer, chooses the settings "
+                    f"({words.lower()}) and says what it chose; what you set yourself is kept.")
+        return self._idle_text
 
     def _build(self) -> None:
         layout = QHBoxLayout(self)
@@ -228,7 +239,7 @@ class TrainPane(QWidget):
         self.start_reason.setText("" if active else reason)
         self.start_reason.setVisible(bool(reason) and not active)
         if not active:
-            self.eta_label.setText(reason or self._idle_text)
+            self.eta_label.setText(reason or self._idle())
         self.pause_button.setEnabled(active and state in ("preparing", "training", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(active and state != "stopping")

@@ -38,8 +38,8 @@ def bound_spin(key: str, *, decimals: int = 2, step: float | None = None, whole:
         spin = QSpinBox()
         spin.setRange(round(s.low * scale), round(s.high * scale))
         spin.setSuffix(" %" if s.percent else (f" {s.unit}" if s.unit else ""))
-        if s.auto is not None:  # one step below the range: "the studio chooses"
-            spin.setMinimum(round(s.auto * scale))
+        if s.auto is not None:  # one step below the range reads "Automatic": the studio chooses
+            spin.setMinimum(round(s.low * scale) - 1)
             spin.setSpecialValueText("Automatic")
     else:
         scale = 1

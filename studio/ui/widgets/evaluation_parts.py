@@ -15,7 +15,8 @@ from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QListWidget, QTableWidget
 
 from studio.core.errors import EvaluationError, ImageError
-from studio.core.evaluate import Evaluation, evaluate_run, write_evaluation
+from studio.core.evaluate import Evaluation, evaluate_run
+from studio.core.evaluation_report import write_evaluation
 from studio.core.images import load_for_model
 from studio.ui.workers import describe_exception
 

@@ -90,6 +90,8 @@ class QtLabelReview(QObject):
         report = self.report_for(item.root)
         if report is None:
             return False
+        if action == "restore" and item.file not in labels.corrections(self.state.project, report):
+            return False  # nothing to undo: no edit, and the overlay version stays
         target = new_class or item.suggested
         try:
             labels.record_edit(self.state.project, report, item.file, action, target if action == "relabel" else "")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.bound import bound_combo, bound_spin, label_for
-from studio.ui.widgets.common import choice_combo
+from studio.ui.widgets.common import choice_combo, hint
 
 # "applied" is what a run's saved config says after the recipe ran; a person chooses between these two.
 CHOOSE = (("recommended", "Recommended for these images"), ("manual", "Exactly as set on the pages"))
@@ -36,6 +36,9 @@ class QtRecipeForm(QGroupBox):
                                      "training starts, and the run ends in time with its best model")
         form.addRow(label_for("recipe.mode"), self.choose_combo)
         form.addRow(label_for("recipe.budget"), self.budget_combo)
+        self.chosen_hint = hint("The studio sets the numbers below when you press Start, unless you change them "
+                                "yourself.")
+        form.addRow("", self.chosen_hint)
         self.choose_combo.currentIndexChanged.connect(self._on_recipe_edited)
         self.budget_combo.currentIndexChanged.connect(self._on_recipe_edited)
         self.epochs_spin = bound_spin("train.epochs")
@@ -77,6 +80,7 @@ class QtRecipeForm(QGroupBox):
     def _on_recipe_edited(self) -> None:
         recommended = self.choose_combo.currentData() == "recommended"
         self.budget_combo.setEnabled(recommended)
+        self.chosen_hint.setVisible(recommended)
         if not self._syncing:
             self.state.update("recipe", mode=self.choose_combo.currentData(), budget=self.budget_combo.currentData())
 
@@ -100,6 +104,7 @@ class QtRecipeForm(QGroupBox):
                 "manual" if r.mode == "manual" else "recommended")))
             self.budget_combo.setCurrentIndex(max(0, self.budget_combo.findData(r.budget)))
             self.budget_combo.setEnabled(r.mode != "manual")
+            self.chosen_hint.setVisible(r.mode != "manual")
             self._syncing = False
             return
         if section != "train":
