@@ -209,3 +209,13 @@ def test_runs_started_elsewhere_appear_and_a_dead_one_can_be_continued(window, q
         db.execute("UPDATE runs SET owner_pid = 999999999 WHERE id = ?", (run,))
     qtbot.waitUntil(lambda: pane.run_list.rows[0].status == "interrupted", timeout=6000)
     assert pane.continue_button.isEnabled()
+
+
+def test_every_page_fits_a_1280_pixel_wide_screen(window, qtbot, tmp_path: Path) -> None:
+    """A long sentence must wrap, not push the window wider than a small laptop's screen."""
+    load_folder(window, qtbot, make_colour_folder(tmp_path / "data"))
+    window.show_pane(3)
+    window.panes[3].eta_label.setText("What the run does next, said at length. " * 12)
+    qtbot.wait(100)  # the layouts take the new text's size into account
+    widths = {window.nav.item(i).text(): pane.minimumSizeHint().width() for i, pane in enumerate(window.panes)}
+    assert window.minimumSizeHint().width() <= 1280 and max(widths.values()) <= 1100, widths

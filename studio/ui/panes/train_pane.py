@@ -75,8 +75,7 @@ class TrainPane(QWidget):
         recipe = self.state.config.recipe
         if recipe.mode == "recommended" and self._idle_text.startswith("Press Start to train a model"):
             words = dict(field_spec("recipe.budget").setting.choice_labels).get(recipe.budget, recipe.budget)
-            return (f"Press Start: the studio looks at the images and this computer, chooses the settings "
-                    f"({words.lower()}) and says what it chose; what you set yourself is kept.")
+            return f"Press Start: the studio chooses the settings for these images ({words.lower()})."
         return self._idle_text
 
     def _build(self) -> None:
@@ -132,6 +131,7 @@ class TrainPane(QWidget):
         right.addWidget(self.progress)
         self.eta_label = QLabel("Press Start to train a model with the settings of every page.")
         self.eta_label.setObjectName("hint")
+        self.eta_label.setWordWrap(True)  # a long sentence wraps instead of widening the window
         right.addWidget(self.eta_label)
         split = QSplitter(Qt.Orientation.Vertical)
         self.plot = QtTrainingPlot()
