@@ -7,10 +7,11 @@ is refused in one line under the control, before any run starts.
 from __future__ import annotations
 
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QLineEdit, QWidget
 
 from studio.core.splits import GroupingError, check_rule
 from studio.ui.state import QtStudioState
+from studio.ui.widgets.common import choice_combo
 
 CHOICES = (
     ("", "Each image on its own"),
@@ -28,11 +29,8 @@ class QtGroupingBox(QWidget):
         self._syncing = False
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        self.unit_combo = QComboBox()
-        for key, text in CHOICES:
-            self.unit_combo.addItem(text, key)
-        self.unit_combo.setToolTip("Images of one patient, specimen, field plot or batch go to the same side of "
-                                   "the split, so the model is judged on units it has never seen")
+        self.unit_combo = choice_combo(CHOICES, "Images of one patient, specimen, field plot or batch go to the same "
+                                                "side of the split, so the model is judged on units it has never seen")
         self.pattern_edit = QLineEdit()
         self.pattern_edit.setPlaceholderText(r"e.g. ^(P\d+)_  — the bracketed part names the unit")
         self.pattern_edit.setToolTip("A regular expression with one bracketed group, searched in each file name: "
