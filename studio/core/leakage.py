@@ -49,9 +49,11 @@ def run_similarity(project_folder: str | Path, root: str | Path, train_paths: Se
     """`split_similarity` from the features the run's split already stored (the near-duplicate pass);
     None when they are not there: judging a figure must not cost a feature pass of its own."""
     try:
-        from studio.core.features import FeatureStore
+        from studio.core.features import FOLDER, FeatureStore
     except ImportError:
         return None
+    if not (Path(project_folder) / FOLDER / "features.sqlite").is_file():
+        return None  # a run folder outside its project: nothing stored, and nothing to create there
     store = FeatureStore(project_folder)
     files = [str(Path(root, *p.split("/"))) for p in list(train_paths) + list(eval_paths)]
     features = store.cached(files)
