@@ -214,7 +214,8 @@ def test_onnx_export_without_onnx_says_how_to_install(run: Path, tmp_path: Path,
 
 # Lite0 is the bundled backbone and runs by default; a second family (hard-swish, torchvision's
 # squeeze-excitation) costs another ~15 s of ONNX translation, so it runs with `-m slow`.
-@pytest.mark.parametrize("arch", ["efficientnet_lite0", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "efficientnet_lite0:stages",
+                                  pytest.param("mobilenet_v3_small", marks=pytest.mark.slow)])
 def test_backbone_exports_agree_with_the_predictor(arch: str, tmp_path: Path) -> None:
     """Backbones with same-padding computed per input, squeeze-excitation and hard-swish survive both exports."""
     ort = pytest.importorskip("onnxruntime")
@@ -223,7 +224,8 @@ def test_backbone_exports_agree_with_the_predictor(arch: str, tmp_path: Path) ->
     from studio.core.models import build_model
 
     cfg = RunConfig()
-    cfg.model.arch, cfg.model.image_size = arch, 32
+    cfg.model.arch, _, features = arch.partition(":")
+    cfg.model.image_size, cfg.model.features = 32, features or "final"
     torch.manual_seed(0)
     model = build_model(cfg.model, 4, load_weights=False)
     # Random weights with untouched BatchNorm statistics answer the same for every image; calibrated

@@ -48,9 +48,21 @@ def test_features_that_already_separate_the_classes_choose_the_pretrained_networ
     cpu = choose(photos_like(), CPU2, "minute", probe=0.97, rate=rate(3000))
     assert cpu.settings["model.arch"] == "efficientnet_lite0" and cpu.settings["model.mode"] == "head"
     assert cpu.augment_preset == "none"  # frozen features computed once need unchanging pixels
+    # Computed once, read at every stage, and the last layer solved with more caution for fewer images.
+    assert (cpu.settings["model.features"], cpu.settings["train.optimizer"]) == ("stages", "lbfgs")
+    fewer = choose(photos_like(n=20), CPU2, "minute", probe=0.97, rate=rate(3000)).settings["train.weight_decay"]
+    assert fewer > cpu.settings["train.weight_decay"] > 0
+    cfg = RunConfig()
+    cfg.data.root = "x"
+    assert cpu.apply(cfg).train.optimizer == "lbfgs"
+    cfg = RunConfig()
+    cfg.data.root, cfg.augment.hflip, cfg.recipe.pinned = "x", 0.5, ["augment.hflip"]
+    walked = cpu.apply(cfg).train  # the user's flips change the pixels every epoch: no exact solve
+    assert (walked.optimizer, walked.epochs) == ("adamw", 30)
     gpu = choose(photos_like(), GPU, "ten-minutes", probe=0.97, rate=rate(200_000))
     assert gpu.settings["model.mode"] == "two-stage" and gpu.settings["model.image_size"] == 224
     assert gpu.augment_preset == "natural" and "GPU" in gpu.reason
+    assert (gpu.settings["model.features"], gpu.settings["train.optimizer"]) == ("final", "adamw")
 
 
 def test_epochs_follow_the_measured_speed_and_the_budget() -> None:

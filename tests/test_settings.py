@@ -58,6 +58,8 @@ def test_every_field_is_reachable_from_the_cli(tmp_path: Path) -> None:
         args = parser.parse_args(["train", "--data", str(tmp_path), *argv])
         if spec.key == "model.mode":
             args = parser.parse_args(["train", "--data", str(tmp_path), "--pretrained", "imagenet", *argv])
+        if spec.key == "model.features":
+            args = parser.parse_args(["train", "--data", str(tmp_path), "--arch", "efficientnet_lite0", *argv])
         cfg = _config_from_args(args)
         assert getattr(getattr(cfg, spec.section), spec.name) == value, (spec.key, argv)
 
@@ -93,7 +95,7 @@ def test_validation_uses_the_metadata_range() -> None:
 
 
 def test_architecture_and_weights_defaults_are_one_policy(tmp_path: Path) -> None:
-    assert arch_defaults("resnet18", pick_weights=True) == {"arch": "resnet18", "image_size": 224,
+    assert arch_defaults("resnet18", pick_weights=True) == {"arch": "resnet18", "image_size": 224, "features": "final",
                                                             "pretrained": "imagenet", "mode": "two-stage"}
     assert arch_defaults("custom", pick_weights=True)["mode"] == "full"
     assert "pretrained" not in arch_defaults("resnet18", pick_weights=False)

@@ -60,10 +60,13 @@ def lite0_config(root: Path, mode: str, epochs: int) -> RunConfig:
     return cfg.validate()
 
 
-def test_frozen_lite0_features_learn_real_photos(tmp_path: Path) -> None:
+@pytest.mark.parametrize("features, optimizer", [("final", "adamw"), ("stages", "lbfgs")])
+def test_frozen_lite0_features_learn_real_photos(features: str, optimizer: str, tmp_path: Path) -> None:
     data = photo_crops(tmp_path / "photos")
     notes = Notes()
-    result = Trainer(lite0_config(data, "head", 8), project=tmp_path / "p", callbacks=[notes]).run()
+    cfg = lite0_config(data, "head", 8)
+    cfg.model.features, cfg.train.optimizer = features, optimizer
+    result = Trainer(cfg, project=tmp_path / "p", callbacks=[notes]).run()
     assert result.best_val_acc >= 0.9, result.history
     # Frozen backbone and no augmentation: features computed once, only the head's parameters train.
     assert any("features are computed once" in n for n in notes.statuses), notes.statuses
@@ -73,6 +76,31 @@ def test_frozen_lite0_features_learn_real_photos(tmp_path: Path) -> None:
     pred = Predictor(result.checkpoint)
     top = list(pred.predict_paths([data / "coffee" / "coffee_00.jpg"], top_k=1))[0]
     assert top.label == "coffee"
+    assert pred.model.feature_dim == {"final": 1280, "stages": 1568}[features]
+
+
+def test_stage_statistics_are_the_mean_and_spread_at_each_stage_end() -> None:
+    """What the "every stage" reading promises: per-channel mean and spread where each stage hands on."""
+    import torch
+
+    from studio.core.effnet_lite import lite0_features, lite0_stage_statistics
+    from studio.core.weights import imagenet_state_dict
+
+    state = imagenet_state_dict("efficientnet_lite0")
+    stages, dim, _ = lite0_stage_statistics(state)
+    uncut, _, _ = lite0_features(state)
+    assert stages.stage_ends == [0, 2, 4, 7, 10, 14, 15] and dim == 1568
+    seen = {}
+    for i in stages.stage_ends:
+        uncut._blocks[i].register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, out))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        got = stages.eval()(x)
+        uncut.eval()(x)
+    expected = torch.cat([torch.cat([seen[i].mean((2, 3)), seen[i].std((2, 3), correction=0)], 1)
+                          for i in stages.stage_ends], 1)
+    assert got.shape == (2, 1568)
+    assert torch.allclose(got, expected, atol=1e-3)
 
 
 def test_two_stage_fine_tunes_everything_after_warm_up(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from studio.core.settings import FieldSpec, section_specs, setting, validate_sec
 
 AUGMENT_PRESETS = ("none", "natural", "medical", "aerial")
 TRANSFER_MODES = ("head", "last-block", "full", "two-stage")
-OPTIMIZERS = ("adamw", "sgd")
+LITE0_FEATURES = ("final", "stages")
+OPTIMIZERS = ("adamw", "sgd", "lbfgs")
 SCHEDULES = ("cosine", "step", "onecycle", "constant")
 IMBALANCE = ("none", "weighted-loss", "balanced-sampler")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -151,6 +152,12 @@ class ModelConfig:
                              "memorizing", low=0.0, high=0.95)
     kernel_size: int = setting(3, "Kernel size", "custom CNN: how many neighbouring pixels each filter looks at",
                                choices=(1, 3, 5, 7))
+    # EfficientNet-Lite0 only.
+    features: str = setting("final", "Looks at", "EfficientNet-Lite0: what its new last layer reads; every stage adds "
+                            "how surfaces look (grain, weave, stain) to what is in the picture",
+                            choices=LITE0_FEATURES, choice_labels={
+                                "final": "What is in the picture (last layer)",
+                                "stages": "Also how surfaces look (every stage)"})
 
     def validate(self) -> None:
         validate_section(self, "model")
@@ -158,6 +165,9 @@ class ModelConfig:
             raise ConfigError("model.pretrained", "give none, imagenet or a path to a weights file")
         if self.pretrained not in ("none", "imagenet") and not Path(self.pretrained).is_file():
             raise ConfigError("model.pretrained", f"{self.pretrained}: no such weights file")
+        if self.features != "final" and self.arch != "efficientnet_lite0":
+            raise ConfigError("model.features", f"{self.features!r} reads EfficientNet-Lite0's stages; "
+                                                f"{self.arch} uses final")
         if self.pretrained == "none" and self.mode in ("head", "last-block", "two-stage"):
             raise ConfigError(
                 "model.mode", f"{self.mode!r} freezes a pretrained backbone; with --pretrained none use full"
@@ -178,7 +188,8 @@ class TrainConfig:
                                        "photographs", low=0.0,
                                        high=10.0, metavar="FACTOR")
     optimizer: str = setting("adamw", "Optimizer", "how each update is computed", choices=OPTIMIZERS,
-                             choice_labels={"adamw": "AdamW (adaptive, a safe default)", "sgd": "SGD with momentum"})
+                             choice_labels={"adamw": "AdamW (adaptive, a safe default)", "sgd": "SGD with momentum",
+                                            "lbfgs": "Exact solve (only the new last layer, no augmentation)"})
     momentum: float = setting(0.9, "Momentum", "SGD: how much of the previous step carries into the next", low=0.0,
                               high=0.999)
     weight_decay: float = setting(1e-4, "Weight decay", "pulls weights towards zero a little each step: fights "
@@ -277,6 +288,9 @@ class RunConfig:
         self.model.validate()
         self.train.validate()
         self.recipe.validate()
+        if self.train.optimizer == "lbfgs" and (self.model.mode != "head" or self.augment.needs_pixels):
+            raise ConfigError("train.optimizer", "the exact solve (lbfgs) trains only the new last layer of a frozen "
+                                                 "network (--mode head) without augmentation (--augment none)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

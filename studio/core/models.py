@@ -48,6 +48,9 @@ class BackboneParts:
     dropout: float | None
     last_block: tuple[str, ...]
     classifier_key: str | None = None
+    # Features on scales far apart (stage statistics) get a BatchNorm before the new layer, so that one
+    # learning rate suits every one of them.
+    standardise: bool = False
 
 
 # A builder gets the run's model config and, when ImageNet weights were asked for,
@@ -115,6 +118,10 @@ _BUILDERS["custom"] = _custom_cnn
 
 
 def _efficientnet_lite0(cfg: ModelConfig, imagenet: dict[str, Tensor] | None) -> BackboneParts:
+    if cfg.features == "stages":
+        net, feature_dim, dropout = effnet_lite.lite0_stage_statistics(imagenet)
+        return BackboneParts(net, feature_dim, dropout, effnet_lite.LAST_STAGE_BLOCK, effnet_lite.CLASSIFIER_KEY,
+                             standardise=True)
     net, feature_dim, dropout = effnet_lite.lite0_features(imagenet)
     return BackboneParts(net, feature_dim, dropout, effnet_lite.LAST_BLOCK, effnet_lite.CLASSIFIER_KEY)
 
@@ -279,7 +286,8 @@ def build_model(cfg: ModelConfig, num_classes: int, *, load_weights: bool = True
         imagenet = weights.imagenet_state_dict(cfg.arch)
     builder = _BUILDERS[cfg.arch]
     parts = builder(cfg, imagenet)
-    layers: list[nn.Module] = [] if parts.dropout is None else [nn.Dropout(parts.dropout)]
+    layers: list[nn.Module] = [nn.BatchNorm1d(parts.feature_dim, affine=False)] if parts.standardise else []
+    layers += [] if parts.dropout is None else [nn.Dropout(parts.dropout)]
     layers.append(nn.Linear(parts.feature_dim, num_classes))
     model = StudioModel(
         parts.backbone, nn.Sequential(*layers), parts.feature_dim, cfg.arch, parts.last_block,

@@ -35,7 +35,7 @@ def arch_defaults(arch: str, *, pick_weights: bool) -> dict[str, Any]:
     if it has any, with the mode that suits them. The CLI does not pick weights (that would download them);
     the window does, since a user choosing a pretrained network there expects it pretrained."""
     info = architecture_info(arch)
-    changes: dict[str, Any] = {"arch": info.name, "image_size": info.default_image_size}
+    changes: dict[str, Any] = {"arch": info.name, "image_size": info.default_image_size, "features": "final"}
     if pick_weights:
         changes["pretrained"] = "imagenet" if info.imagenet else "none"
         changes["mode"] = mode_for_weights(changes["pretrained"], "none", "full")

@@ -145,15 +145,24 @@ class Recipe:
         # A network the user picked keeps the settings that go with it, not the recipe's.
         own_model = bool(pinned & {"model.arch", "model.pretrained"})
         for key, value in self.settings.items():
-            if key not in pinned and not (own_model and key.startswith("model.")):
+            if key not in pinned and not (own_model and (key.startswith("model.") or key in _SOLVER_KEYS)):
                 section, name = key.split(".")
                 setattr(getattr(cfg, section), name, value)
         if not any(p.startswith("augment.") for p in pinned):
             cfg.augment = AugmentConfig.from_preset(self.augment_preset)
+        solvable = cfg.model.mode == "head" and not cfg.augment.needs_pixels
+        if cfg.train.optimizer == "lbfgs" and not solvable and "train.optimizer" not in pinned:
+            # The user's augmentation or mode changes what the last layer sees each epoch: walk, don't solve.
+            cfg.train.optimizer, cfg.train.weight_decay = "adamw", 1e-4
+            if "train.epochs" not in pinned:
+                cfg.train.epochs = 30
         cfg.recipe.mode = "applied"
         cfg.recipe.reason = self.reason
         return cfg.validate()
 
+
+# How the last layer is fitted belongs to the network: an exact solve suits only a frozen one.
+_SOLVER_KEYS = ("train.optimizer", "train.weight_decay")
 
 RateFn = Callable[[str, int, bool], float]  # (arch, image size, augmented) -> training images per second
 
@@ -183,7 +192,8 @@ def _scratch(profile: DataProfile, hardware: Hardware, budget: str, seconds: flo
     cap = {"minute": 20, "ten-minutes": 120, "best": 300}[budget]
     # Fewer epochs than this leave a network learned from scratch half-trained, whatever the clock says.
     epochs = int(max(12, min(cap, 0.85 * seconds / max(per_epoch, 1e-3))))
-    settings = {"model.arch": "custom", "model.pretrained": "none", "model.mode": "full", "model.image_size": size,
+    settings = {"model.arch": "custom", "model.pretrained": "none", "model.mode": "full", "model.features": "final",
+                "model.image_size": size, "train.optimizer": "adamw", "train.weight_decay": 1e-4,
                 "model.blocks": blocks, "model.width": 32, "model.dropout": 0.2, "train.epochs": epochs,
                 "train.lr": 3e-3, "train.schedule": "onecycle", "train.warmup_epochs": 1.0,
                 "train.batch_size": 64, "train.early_stopping": 0 if budget != "best" else 25,
@@ -202,19 +212,27 @@ def _pretrained(profile: DataProfile, hardware: Hardware, budget: str, seconds: 
     fast = hardware.device != "cpu"
     if budget == "minute" and not fast:
         # Frozen backbone, no augmentation: its features are computed once and only the last layer learns.
-        # 160 px even for smaller images: ImageNet features of upscaled small photos separate held-out
-        # images better (photo crops, 64 px: 88.7 % at 160 px against 87.1 % at 128 px, linear head).
+        # It reads every stage, not only the last: surfaces as well as objects (photo crops held out:
+        # 92.5 % against 87.9 % from the last layer alone, linear head at 160 px). 160 px even for smaller
+        # images: upscaled small photos separated held-out images better (88.7 % against 87.1 % at 128 px).
         size = 160
         extract = n_all / (3 * rate("efficientnet_lite0", size, False))
-        settings = {"model.mode": "head", "train.epochs": 30, "train.lr": 3e-3, "train.schedule": "cosine"}
-        augment, estimate, how = "none", extract + 5.0, "only its last layer trained on features computed once"
+        # The last layer is then solved exactly, with the L2 penalty of a C = 0.1 softmax regression
+        # (1 / (C n) per image): it fits fewer images more cautiously.
+        settings = {"model.mode": "head", "model.features": "stages", "train.optimizer": "lbfgs",
+                    "train.weight_decay": float(min(1.0, 10.0 / n_train)), "train.epochs": 10,
+                    "train.lr": 3e-3, "train.schedule": "cosine"}
+        augment, estimate = "none", extract + 5.0
+        how = "only its last layer solved on what each of its stages sees, computed once"
     else:
         size = 224 if fast or budget == "best" else 160
         per_epoch = n_train / rate("efficientnet_lite0", size, True) + \
             (n_all - n_train) / (3 * rate("efficientnet_lite0", size, False))
         cap = {"minute": 10, "ten-minutes": 30, "best": 60}[budget]
         epochs = int(max(3, min(cap, 0.85 * seconds / max(per_epoch, 1e-3))))
-        settings = {"model.mode": "two-stage", "train.epochs": epochs, "train.head_epochs": min(2, epochs - 1),
+        settings = {"model.mode": "two-stage", "model.features": "final", "train.optimizer": "adamw",
+                    "train.weight_decay": 1e-4, "train.epochs": epochs,
+                    "train.head_epochs": min(2, epochs - 1),
                     "train.lr": 1e-3, "train.schedule": "cosine"}
         estimate, how = epochs * per_epoch, f"fine-tuned for {epochs} epochs with {_AUG_WORDS[augment]}"
     settings.update({"model.arch": "efficientnet_lite0", "model.pretrained": "imagenet", "model.image_size": size,

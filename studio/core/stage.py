@@ -22,6 +22,7 @@ from studio.core import distributed as dist
 from studio.core.callbacks import BatchEnd, CallbackList, EpochEnd, StopToken
 from studio.core.config import RunConfig, TrainConfig
 from studio.core.errors import TrainingError
+from studio.core.exact_head import make_solver, set_standardiser, solve_epoch
 from studio.core.loop import EpochStats, FeatureBatches, Schedule, compute_features, evaluate, train_one_epoch
 from studio.core.randomness import RunRandom
 
@@ -111,6 +112,11 @@ def feature_stage(stage: Stage, model: nn.Module, make_batches: Callable[[str, b
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, lr_scale: float | None) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum or AdamW, over the model's groups; each group remembers its base rate."""
+    if cfg.optimizer == "lbfgs":
+        solver = make_solver(model)
+        for g in solver.param_groups:
+            g["base_lr"] = g["lr"]
+        return solver
     groups = model.param_groups(cfg.lr, cfg.backbone_lr_scale if lr_scale is None else lr_scale, cfg.weight_decay)
     for g in groups:
         g["base_lr"] = g["lr"]
@@ -184,9 +190,13 @@ def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch
     def on_batch(i: int, n: int, loss: float, lr: float, ips: float) -> None:
         ctx.callbacks.on_batch_end(BatchEnd(epoch, i, n, loss, lr, ips))
 
-    stats, _ = train_one_epoch(
-        net, stage.train, optimizer, ctx.criterion, schedule=schedule, step=(st.epoch - stage.first) * len(stage.train),
-        autocast=ctx.autocast, scaler=scaler, grad_clip=cfg.grad_clip, should_stop=ctx.stop, on_batch=on_batch)
+    if isinstance(optimizer, torch.optim.LBFGS):
+        stats = _solve(ctx, stage, optimizer)
+    else:
+        stats, _ = train_one_epoch(
+            net, stage.train, optimizer, ctx.criterion, schedule=schedule,
+            step=(st.epoch - stage.first) * len(stage.train), autocast=ctx.autocast, scaler=scaler,
+            grad_clip=cfg.grad_clip, should_stop=ctx.stop, on_batch=on_batch)
     if ctx.world > 1:
         stats.loss, stats.accuracy, stats.images = dist.average_epoch(stats.loss, stats.accuracy, stats.images)
     # Validation in fp32, as prediction and evaluation run: the accuracy a run reports is the
@@ -201,6 +211,20 @@ def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch
         epoch=epoch, epochs=cfg.epochs, train_loss=stats.loss, train_acc=stats.accuracy, val_loss=row["val_loss"],
         val_acc=row["val_acc"], lr=stats.lr, seconds=row["seconds"],
         images_per_second=stats.images / max(stats.seconds, 1e-9), is_best=is_best, stage=stage.name))
+
+
+def _solve(ctx: StageContext, stage: Stage, solver: torch.optim.LBFGS) -> EpochStats:
+    """An epoch of the exact solve: only on features computed once, where the whole set is one batch."""
+    if not isinstance(stage.train, FeatureBatches) or ctx.world > 1:
+        raise TrainingError("train.optimizer: the exact solve (lbfgs) trains only a frozen network's last layer, "
+                            "on one computer and without augmentation; choose adamw or sgd")
+    features, labels = stage.train.features.to(ctx.device), stage.train.labels.to(ctx.device)
+    if ctx.state.epoch == stage.first:
+        set_standardiser(stage.net, features)
+    stats = solve_epoch(stage.net, features, labels, solver, ctx.criterion, ctx.config.train.weight_decay)
+    ctx.callbacks.on_batch_end(BatchEnd(ctx.state.epoch + 1, 1, 1, stats.loss, stats.lr,
+                                        stats.images / max(stats.seconds, 1e-9)))
+    return stats
 
 
 def _history_row(epoch: int, stats: EpochStats, val: EpochStats | None) -> dict[str, Any]:

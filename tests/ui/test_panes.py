@@ -59,9 +59,15 @@ def test_backbone_choice_sets_its_defaults_and_explains_them(window, qtbot) -> N
 
     pane.mode_combo.setCurrentIndex(pane.mode_combo.findData("head"))
     assert window.state.config.model.mode == "head"
+    assert not pane.features_combo.isHidden()  # Lite0 can read every stage
+    pane.features_combo.setCurrentIndex(pane.features_combo.findData("stages"))
+    assert window.state.config.model.features == "stages"
+    _wait_summary(pane, qtbot, _parameters(window))  # 1568 stage statistics, normalised, feed the new layer
     pane.weights_combo.setCurrentIndex(pane.weights_combo.findData("none"))
     assert window.state.config.model.mode == "full" and not pane.mode_combo.isEnabled()
     assert "Choose a data folder" in pane.advice.text()
+    pane.arch_combo.setCurrentIndex(pane.arch_combo.findData("custom"))
+    assert window.state.config.model.features == "final" and pane.features_combo.isHidden()
 
 
 def test_missing_imagenet_weights_show_the_engines_message(window, qtbot, monkeypatch, tmp_path: Path) -> None:

@@ -137,6 +137,14 @@ class ModelPane(QWidget):
         self.mode_hint = hint("")
         form.addRow("", self.mode_hint)
 
+        self.features_combo = bound_combo("model.features")
+        self.features_combo.currentIndexChanged.connect(self._on_edited)
+        form.addRow(label_for("model.features"), self.features_combo)
+        self.features_hint = hint("The last layer sees what is in the picture. Every stage adds how its surfaces "
+                                  "look (grain, weave, stain): for tissue, materials and textures.")
+        form.addRow("", self.features_hint)
+        self._form = form
+
         self.size_spin = bound_spin("model.image_size", step=8)
         self.size_spin.valueChanged.connect(self._on_edited)
         form.addRow(label_for("model.image_size"), self.size_spin)
@@ -229,7 +237,8 @@ class ModelPane(QWidget):
         if self._syncing:
             return
         self.state.update(
-            "model", mode=self.mode_combo.currentData(), image_size=self.size_spin.value(),
+            "model", mode=self.mode_combo.currentData(), features=self.features_combo.currentData(),
+            image_size=self.size_spin.value(),
             blocks=self.blocks_spin.value(), width=self.width_spin.value(),
             dropout=round(self.dropout_spin.value(), 2), kernel_size=self.kernel_combo.currentData(),
         )
@@ -258,6 +267,9 @@ class ModelPane(QWidget):
         self.file_box.setVisible(source == "file")
         self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(cfg.mode)))
         self.mode_combo.setEnabled(source != "none")
+        self.features_combo.setCurrentIndex(max(0, self.features_combo.findData(cfg.features)))
+        for row in (self.features_combo, self.features_hint):
+            self._form.setRowVisible(row, cfg.arch == "efficientnet_lite0")
         self.size_spin.setValue(cfg.image_size)
         self.blocks_spin.setValue(cfg.blocks)
         self.width_spin.setValue(cfg.width)
