@@ -1,9 +1,10 @@
-"""Augmentation settings → torchvision.transforms.v2 pipelines, and normalization.
+"""Augmentation settings → one batched resampling plus colour steps, and normalization.
 
-The pipelines work on the uint8 image tensors held by the decode cache, one
-image at a time, so every image gets its own random draw. Evaluation and
-prediction apply no randomness at all: the cached square image, scaled and
-normalized, which is exactly what `normalize_batch` does for both.
+The augmentation works on whole uint8 batches from the decode cache, with every image's own
+random draw: zoom, flips and turns become one affine map per image and a single resampling of
+the batch; colour changes are per-image factors. Evaluation and prediction apply no randomness
+at all: the cached square image, scaled and normalized, which is exactly what `normalize_batch`
+does for both.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
-from torchvision.transforms.v2 import functional as F
 
 from studio.core.architectures import IMAGENET_MEAN, IMAGENET_STD
 from studio.core.config import AugmentConfig
@@ -20,128 +20,190 @@ from studio.core.config import AugmentConfig
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def _chance(g: torch.Generator, p: float) -> bool:
-    return p > 0 and float(torch.rand((), generator=g)) < p
-
-
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=g))
-
-
-def _crop_box(g: torch.Generator, size: int, min_scale: float) -> tuple[int, int, int, int]:
-    """RandomResizedCrop's rule (area share, log-uniform aspect 3/4..4/3, ten tries, then the whole image),
-    except that the box always holds the image's centre.
+def _crop_boxes(g: torch.Generator, n: int, size: int, min_scale: float) -> torch.Tensor:
+    """[n, 4] boxes (top, left, h, w): RandomResizedCrop's rule (area share, log-uniform aspect 3/4..4/3, ten
+    tries, then the whole image), except that every box holds the image's centre.
 
     A labelled picture usually has its subject near the middle; a zoom that can slide to a corner
     teaches the model that an empty corner is a "cat". Keeping the centre in every crop keeps most
     of the object in view while the framing still varies.
     """
     area = size * size
+    target = area * (min_scale + (1.0 - min_scale) * torch.rand(n, 10, generator=g, dtype=torch.float64))
+    ratio = torch.exp(math.log(3 / 4) + math.log(16 / 9) * torch.rand(n, 10, generator=g, dtype=torch.float64))
+    w, h = torch.round(torch.sqrt(target * ratio)), torch.round(torch.sqrt(target / ratio))
+    fits = (w > 0) & (w <= size) & (h > 0) & (h <= size)
+    first = torch.argmax(fits.to(torch.int8), dim=1)  # the first try that fits
+    found = fits[torch.arange(n), first]
+    h = torch.where(found, h[torch.arange(n), first], float(size))
+    w = torch.where(found, w[torch.arange(n), first], float(size))
+    top, left = _starts(g, size, h), _starts(g, size, w)
+    return torch.stack([top, left, h, w], dim=1)
+
+
+def _starts(g: torch.Generator, size: int, length: torch.Tensor) -> torch.Tensor:
+    """Random whole-pixel starts of spans of `length` inside [0, size) that cover the middle."""
     middle = size / 2
-    for _ in range(10):
-        target = area * _uniform(g, min_scale, 1.0)
-        ratio = math.exp(_uniform(g, math.log(3 / 4), math.log(4 / 3)))
-        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-        if 0 < w <= size and 0 < h <= size:
-            top = _start(g, size, h, middle)
-            left = _start(g, size, w, middle)
-            return top, left, h, w
-    return 0, 0, size, size
+    low = torch.clamp(torch.ceil(middle - length), min=0)
+    high = torch.maximum(low, torch.minimum(size - length, torch.full_like(length, math.floor(middle))))
+    return low + torch.floor(torch.rand(len(length), generator=g, dtype=torch.float64) * (high - low + 1))
 
 
-def _start(g: torch.Generator, size: int, length: int, middle: float) -> int:
-    """A random start for a span of `length` inside [0, size) that covers `middle`."""
-    low, high = max(0, math.ceil(middle - length)), min(size - length, math.floor(middle))
-    return int(torch.randint(low, max(low, high) + 1, (), generator=g))
+def _crop_box(g: torch.Generator, size: int, min_scale: float) -> tuple[int, int, int, int]:
+    """One box of `_crop_boxes`, as whole pixels."""
+    top, left, h, w = (int(v) for v in _crop_boxes(g, 1, size, min_scale)[0])
+    return top, left, h, w
 
 
-def _rotate_reflected(img: torch.Tensor, angle: float) -> torch.Tensor:
-    """Rotate with the corners filled by the image's own mirrored edge, not black.
+def _geometry(settings: AugmentConfig, g: torch.Generator, n: int, size: int) -> torch.Tensor | None:
+    """[n, 2, 3] maps from output to input positions (normalised, -1..1) for zoom, flips and turns, or None.
 
-    Black corners are an artefact the model can learn ("tilted pictures have black triangles"); a
-    mirrored border continues the picture's own texture and colour. The image is padded by mirroring
-    just enough to cover the rotated square, rotated, and cut back to its size.
+    All of them are affine, so one map per image does them all in a single resampling of the whole
+    batch: on 32-px images this made augmentation ten times cheaper than running them one image at
+    a time, where it had cost more than the training step itself. Resampling reads outside the
+    picture by mirroring, so tilted images get no black corners (a model would learn them).
     """
-    _, height, width = img.shape
-    theta = math.radians(angle)
-    reach = (abs(math.cos(theta)) + abs(math.sin(theta))) / 2
-    pad = min(math.ceil(max(height, width) * (reach - 0.5)) + 2, min(height, width) - 1)
-    x = F.pad(img, [pad, pad, pad, pad], padding_mode="reflect")
-    x = F.rotate(x, angle, interpolation=F.InterpolationMode.BILINEAR)
-    return F.center_crop(x, [height, width])
+    maps = torch.zeros(n, 2, 3, dtype=torch.float64)
+    maps[:, 0, 0] = maps[:, 1, 1] = 1.0
+    changed = False
+
+    def then(step: torch.Tensor) -> None:  # compose: the output passes through `step` before what is there
+        nonlocal maps
+        full = torch.cat([step, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(n, 1, 3)], dim=1)
+        maps = maps @ full
+
+    if settings.crop_scale < 1.0:
+        top, left, h, w = _crop_boxes(g, n, size, settings.crop_scale).unbind(1)
+        step = torch.zeros(n, 2, 3, dtype=torch.float64)
+        step[:, 0, 0], step[:, 1, 1] = w / size, h / size
+        step[:, 0, 2], step[:, 1, 2] = (2 * left + w) / size - 1, (2 * top + h) / size - 1
+        then(step)
+        changed = True
+    for p, axis in ((settings.hflip, 0), (settings.vflip, 1)):
+        if p > 0:
+            sign = torch.where(torch.rand(n, generator=g) < p, -1.0, 1.0).to(torch.float64)
+            step = torch.zeros(n, 2, 3, dtype=torch.float64)
+            step[:, 0, 0] = step[:, 1, 1] = 1.0
+            step[:, axis, axis] = sign
+            then(step)
+            changed = True
+    angle = torch.zeros(n, dtype=torch.float64)
+    if settings.rotate90:
+        angle += (math.pi / 2) * torch.randint(0, 4, (n,), generator=g).to(torch.float64)
+    if settings.rotation:
+        angle += torch.deg2rad((2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * settings.rotation)
+    if settings.rotate90 or settings.rotation:
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        step = torch.zeros(n, 2, 3, dtype=torch.float64)
+        step[:, 0, 0], step[:, 0, 1], step[:, 1, 0], step[:, 1, 1] = cos, -sin, sin, cos
+        then(step)
+        changed = True
+    return maps if changed else None
 
 
-def _erase(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """RandomErasing's rule (2-33 % of the area, aspect 0.3..3.3), filled with mid-grey, not black."""
-    _, height, width = img.shape
-    for _ in range(10):
-        target = height * width * _uniform(g, 0.02, 0.33)
-        ratio = math.exp(_uniform(g, math.log(0.3), math.log(3.3)))
-        h, w = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-        if 0 < h < height and 0 < w < width:
-            top = int(torch.randint(0, height - h + 1, (), generator=g))
-            left = int(torch.randint(0, width - w + 1, (), generator=g))
-            out = img.clone()
-            out[:, top:top + h, left:left + w] = 128
-            return out
-    return img
+def _resample(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    x = images.to(torch.float32)
+    grid = torch.nn.functional.affine_grid(maps.to(torch.float32), list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def _jitter(img: torch.Tensor, g: torch.Generator, s: float) -> torch.Tensor:
-    """ColorJitter: brightness, contrast, saturation and hue, each by a random factor, in a random order."""
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma, as torchvision's rgb_to_grayscale: [n,1,H,W]."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
+
+def _jitter(x: torch.Tensor, g: torch.Generator, s: float) -> torch.Tensor:
+    """ColorJitter on float [n,3,H,W] in 0..255: brightness, contrast, saturation and hue, each image with its
+    own factors, in an order drawn per batch."""
+    n = len(x)
+
+    def factor(low: float, high: float) -> torch.Tensor:
+        return (low + (high - low) * torch.rand(n, generator=g)).view(n, 1, 1, 1)
+
     hue = min(0.5, s / 4)
     for step in torch.randperm(4, generator=g).tolist():
         if step == 0:
-            img = F.adjust_brightness(img, _uniform(g, max(0.0, 1 - s), 1 + s))
+            x = (x * factor(max(0.0, 1 - s), 1 + s)).clamp(0, 255)
         elif step == 1:
-            img = F.adjust_contrast(img, _uniform(g, max(0.0, 1 - s), 1 + s))
+            mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+            x = (mean + factor(max(0.0, 1 - s), 1 + s) * (x - mean)).clamp(0, 255)
         elif step == 2:
-            img = F.adjust_saturation(img, _uniform(g, max(0.0, 1 - s), 1 + s))
+            grey = _grey(x)
+            x = (grey + factor(max(0.0, 1 - s), 1 + s) * (x - grey)).clamp(0, 255)
         elif hue > 0:
-            img = F.adjust_hue(img, _uniform(g, -hue, hue))
-    return img
+            x = _turn_hue(x, factor(-hue, hue))
+    return x
 
 
-def build_train_transform(settings: AugmentConfig, image_size: int) -> Transform | None:
-    """One transform for one uint8 [3,S,S] image and a generator, or None when nothing is switched on.
+# RGB <-> YIQ: hue is the angle of the chroma (I, Q) plane, so turning it is a rotation there.
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_RGB = torch.linalg.inv(_YIQ)
 
-    Every random choice is drawn from the generator passed in, never from PyTorch's process-wide
+
+def _turn_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    angle = 2 * math.pi * turns.view(-1)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    spin = torch.zeros(len(x), 3, 3)
+    spin[:, 0, 0] = 1.0
+    spin[:, 1, 1], spin[:, 1, 2], spin[:, 2, 1], spin[:, 2, 2] = cos, -sin, sin, cos
+    mix = _RGB @ spin @ _YIQ  # [n,3,3]
+    return torch.einsum("nij,njhw->nihw", mix, x).clamp(0, 255)
+
+
+def _erase(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
+    """RandomErasing's rule (2-33 % of the area, aspect 0.3..3.3), filled with mid-grey, not black."""
+    n, _, height, width = x.shape
+    chosen = torch.rand(n, generator=g) < p
+    for i in torch.nonzero(chosen).view(-1).tolist():
+        for _ in range(10):
+            target = height * width * (0.02 + 0.31 * float(torch.rand((), generator=g)))
+            ratio = math.exp(math.log(0.3) + math.log(11) * float(torch.rand((), generator=g)))
+            h, w = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+            if 0 < h < height and 0 < w < width:
+                top = int(torch.randint(0, height - h + 1, (), generator=g))
+                left = int(torch.randint(0, width - w + 1, (), generator=g))
+                x[i, :, top:top + h, left:left + w] = 128
+                break
+    return x
+
+
+class TrainTransform:
+    """The run's augmentation, applied to a whole uint8 [N,3,S,S] batch at once with a draw per image.
+
+    Every random choice comes from the generator passed in, never from PyTorch's process-wide
     one, so a run is not changed by anything else the program draws meanwhile. Order follows
     torchvision's reference presets: geometry first, then colour, erasing last (it must cut a
-    hole into the final picture, not one that is then rotated).
+    hole into the final picture, not one that is then turned).
     """
-    if not settings.needs_pixels:
-        return None
-    bilinear = F.InterpolationMode.BILINEAR
 
-    def transform(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        if settings.crop_scale < 1.0:
-            top, left, h, w = _crop_box(g, image_size, settings.crop_scale)
-            img = F.resized_crop(img, top, left, h, w, [image_size, image_size], interpolation=bilinear,
-                                 antialias=True)
-        if _chance(g, settings.hflip):
-            img = F.horizontal_flip(img)
-        if _chance(g, settings.vflip):
-            img = F.vertical_flip(img)
-        if settings.rotate90:
-            k = int(torch.randint(0, 4, (), generator=g))  # right angles: no interpolation, no black corners
-            img = torch.rot90(img, k, dims=(-2, -1)) if k else img
-        if settings.rotation:
-            img = _rotate_reflected(img, _uniform(g, -settings.rotation, settings.rotation))
-        if settings.color_jitter:
-            img = _jitter(img, g, settings.color_jitter)
-        if _chance(g, settings.grayscale):
-            img = F.rgb_to_grayscale(img, num_output_channels=3)
-        if _chance(g, settings.erasing):
-            img = _erase(img, g)
-        return img
+    def __init__(self, settings: AugmentConfig, image_size: int) -> None:
+        self.settings, self.size = settings, image_size
 
-    return transform
+    def batch(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        cfg, n = self.settings, len(images)
+        maps = _geometry(cfg, g, n, images.shape[-1])
+        x = _resample(images, maps) if maps is not None else images.to(torch.float32)
+        if cfg.color_jitter:
+            x = _jitter(x, g, cfg.color_jitter)
+        if cfg.grayscale > 0:
+            chosen = (torch.rand(n, generator=g) < cfg.grayscale).view(n, 1, 1, 1)
+            x = torch.where(chosen, _grey(x).expand_as(x), x)
+        x = x.round_().clamp_(0, 255).to(torch.uint8)
+        return _erase(x, g, cfg.erasing) if cfg.erasing > 0 else x
+
+    def __call__(self, img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """One [3,S,S] image (the window's preview)."""
+        return self.batch(img.unsqueeze(0), g)[0]
 
 
-def augment_batch(images: torch.Tensor, transform: Transform | None,
+def build_train_transform(settings: AugmentConfig, image_size: int) -> TrainTransform | None:
+    """The run's augmentation, or None when nothing is switched on (then nothing is resampled)."""
+    return TrainTransform(settings, image_size) if settings.needs_pixels else None
+
+
+def augment_batch(images: torch.Tensor, transform: Transform | TrainTransform | None,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply `transform` to each image separately: a per-batch draw would flip all or none.
+    """Apply `transform` with a draw per image: a per-batch draw would flip all or none.
 
     Without a generator a fresh unseeded one is used (a preview); a run always passes its own.
     """
@@ -150,6 +212,8 @@ def augment_batch(images: torch.Tensor, transform: Transform | None,
     g = generator if generator is not None else torch.Generator()
     if generator is None:
         g.seed()  # from the operating system: touches no other generator
+    if isinstance(transform, TrainTransform):
+        return transform.batch(images, g)
     return torch.stack([transform(img, g) for img in images])
 
 
