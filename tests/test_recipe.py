@@ -66,11 +66,11 @@ def test_features_that_already_separate_the_classes_choose_the_pretrained_networ
 
 
 def test_epochs_follow_the_measured_speed_and_the_budget() -> None:
-    slow = choose(digits_like(), CPU2, "minute", probe=None, rate=rate(280)).settings["train.epochs"]
+    slow = choose(digits_like(), CPU2, "minute", probe=None, rate=rate(80)).settings["train.epochs"]
     fast = choose(digits_like(), CPU2, "minute", probe=None, rate=rate(3000)).settings["train.epochs"]
     longer = choose(digits_like(), CPU2, "ten-minutes", probe=None, rate=rate(3000)).settings["train.epochs"]
     assert slow < fast < longer
-    spent = choose(digits_like(), CPU2, "minute", probe=None, rate=rate(280), spent=40).settings["train.epochs"]
+    spent = choose(digits_like(), CPU2, "minute", probe=None, rate=rate(80), spent=40).settings["train.epochs"]
     assert spent < slow
 
 
