@@ -60,10 +60,26 @@ def test_features_are_normalised_stored_and_reused(tmp_path: Path, monkeypatch: 
 def test_in_memory_images_match_files(tmp_path: Path) -> None:
     paths = _pictures(tmp_path / "data", 2)
     stored = FeatureStore(tmp_path / "project").embed_files(paths)
-    live = embed_images([Image.open(p) for p in paths])
+    live = embed_images([Image.open(p) for p in paths], size=features.size_for_files(paths))
     np.testing.assert_allclose(live, stored, atol=1e-5)
     # Different pictures give different features.
     assert float(stored[0] @ stored[1]) < 0.999
+
+
+def test_small_pictures_are_embedded_near_their_own_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """40-px pictures go through the backbone at 96 px, not blown up to 160: a sixth of the work at 32 px."""
+    assert [features.input_size_for(n) for n in (28, 32, 40, 48, 49, 64, 500)] == [64, 64, 96, 96, 160, 160, 160]
+    paths = _pictures(tmp_path / "data", 3)  # 40 × 48 px
+    assert features.size_for_files(paths) == 96
+    sizes: list[int] = []
+    real = features._forward
+    monkeypatch.setattr(features, "_forward", lambda pixels: sizes.append(pixels.shape[1]) or real(pixels))
+    store = FeatureStore(tmp_path / "project")
+    store.embed_files(paths)
+    assert sizes == [96]
+    # Stored under that size: the 160-px identity finds nothing, the files' own finds every row.
+    assert np.isnan(store.cached(paths, size=160)).all() and not np.isnan(store.cached(paths)).any()
+    assert store.thumbnails(paths).shape == (3, 48, 48) and sizes == [96]  # made with the features
 
 
 def test_cancel_leaves_only_whole_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -284,8 +284,10 @@ def reference_flags(familiarity: Any, run: Path, files: list[Path]) -> int:
     from studio.core.reference import reference_embedder, reference_picture
 
     project = run.parent.parent
+    size = familiarity.reference_size
     if (project / FOLDER).is_dir():
-        features = reference_embedder(project).embed_files(files)
+        features = reference_embedder(project, size).embed_files(files)
     else:
-        features = torch.as_tensor(reference_embedder().embed_images([reference_picture(f) for f in files]))
+        features = torch.as_tensor(reference_embedder(size=size).embed_images([reference_picture(f, size)
+                                                                                for f in files]))
     return int((familiarity.score(features) > 1).sum())

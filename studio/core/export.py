@@ -113,8 +113,9 @@ class TwoInputClassifier(PackagedClassifier):
 
     The studio reads each file a second time at the reference network's size for the verdict; a
     graph that resized the model-size input instead would judge a different picture (a 64 px
-    input blown up to 160 px). Given the file read at 160 px as the studio reads it, the graph's
-    score is the studio's to float rounding.
+    input blown up to 160 px). Given the file read at that size (160 px; small images' doubled own
+    size, as the run recorded) as the studio reads it, the graph's score is the studio's to float
+    rounding.
     """
 
     def forward(self, images: Tensor, reference_images: Tensor):  # noqa: ANN201 - (probabilities, score)
@@ -125,6 +126,12 @@ def takes_reference_input(data: dict[str, Any]) -> bool:
     """True when the verdict is measured in the reference space: the package graph then takes two inputs."""
     familiarity = stored_familiarity(data)
     return familiarity is not None and familiarity.space == "reference"
+
+
+def reference_input_size(data: dict[str, Any]) -> int:
+    """The size of the reference picture the verdict looks at (the training images were embedded at it)."""
+    familiarity = stored_familiarity(data)
+    return familiarity.reference_size if familiarity is not None else 160
 
 
 @dataclass
@@ -249,10 +256,9 @@ def _export_program(data: dict[str, Any], dtype: str = "uint8",
     model = packaged_model(data, reference_input=reference_input)
     example, shapes = (_example(data, dtype),), _dynamic_shapes()
     if isinstance(model, TwoInputClassifier):
-        from studio.core.features import INPUT_SIZE
-
+        size = reference_input_size(data)
         batch = shapes[INPUT_NAME][0]
-        reference = torch.randint(0, 256, (2, 3, INPUT_SIZE, INPUT_SIZE), dtype=torch.uint8)
+        reference = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
         example += (reference if dtype == "uint8" else reference.float(),)
         shapes[REFERENCE_INPUT_NAME] = {0: batch}
     with torch.no_grad():

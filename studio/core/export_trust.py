@@ -7,8 +7,9 @@ program calling the file reaches the studio's verdict with one comparison: score
 "not like the training images".
 
 A verdict measured in the reference space needs the bundled EfficientNet-Lite0 inside the graph
-too, with the feature store's preprocessing (160 px, mean and std 0.5). The model package gives it
-the file read at 160 px as the studio reads it (a second input), so its score is the studio's to
+too, with the feature store's preprocessing (160 px, or twice a small image's own size, as the run
+recorded; mean and std 0.5). The model package gives it the file read at that size as the studio
+reads it (a second input), so its score is the studio's to
 float rounding; a plain ONNX or .pt2 file has one input and resizes that in float, so its score
 agrees only as closely as its picture does.
 """
@@ -89,16 +90,16 @@ def judged_network(data: dict[str, Any], network: nn.Module, preprocess_kind: ty
     if familiarity is not None and (familiarity.space == "network" or allow_reference):
         score = FamiliarityScore(familiarity)
         if familiarity.space == "reference":
-            reference = _reference_module(preprocess_kind)
+            reference = _reference_module(preprocess_kind, familiarity.reference_size)
     return JudgedNetwork(network, stored_temperature(data), score, reference).eval()
 
 
-def _reference_module(preprocess_kind: type) -> nn.Module:
+def _reference_module(preprocess_kind: type, size: int) -> nn.Module:
     from studio.core.architectures import LITE_MEAN, LITE_STD
-    from studio.core.features import INPUT_SIZE, _network
+    from studio.core.features import _network
 
     backbone = _network()
-    module = ReferenceFeatures(preprocess_kind(INPUT_SIZE, list(LITE_MEAN), list(LITE_STD)), backbone).eval()
+    module = ReferenceFeatures(preprocess_kind(size, list(LITE_MEAN), list(LITE_STD)), backbone).eval()
     for p in module.parameters():
         p.requires_grad_(False)
     return module

@@ -45,6 +45,9 @@ class Familiarity:
     threshold: float  # squared distance at the validation share
     share: float  # share of validation images that were within the limit, by construction
     space: str  # one of SPACES
+    # The reference network's input size the training images were embedded at (small images: their own
+    # size, doubled); a picture is embedded the same way before it is compared. Unused by "network".
+    reference_size: int = 160
 
     @property
     def dim(self) -> int:
@@ -64,13 +67,14 @@ class Familiarity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"means": self.means.float().contiguous(), "precision": self.precision.float().contiguous(),
-                "threshold": float(self.threshold), "share": float(self.share), "space": self.space}
+                "threshold": float(self.threshold), "share": float(self.share), "space": self.space,
+                "reference_size": int(self.reference_size)}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Familiarity:
         check_dict(raw)
         return cls(raw["means"].float(), raw["precision"].float(), float(raw["threshold"]), float(raw["share"]),
-                   str(raw["space"]))
+                   str(raw["space"]), int(raw.get("reference_size", 160)))
 
 
 class FamiliarityError(ValueError):
@@ -94,6 +98,9 @@ def check_dict(raw: object, where: str = "familiarity") -> None:
         raise FamiliarityError(f"{where}.share: must be a number between 0 and 1")
     if raw.get("space") not in SPACES:
         raise FamiliarityError(f"{where}.space: must be one of {', '.join(SPACES)}")
+    size = raw.get("reference_size", 160)  # older checkpoints: the one size there was
+    if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 1024:
+        raise FamiliarityError(f"{where}.reference_size: must be a whole number of pixels from 16 to 1024")
     if not bool(torch.isfinite(means).all()) or not bool(torch.isfinite(precision).all()):
         raise FamiliarityError(f"{where}: holds values that are not numbers")
 

@@ -43,7 +43,7 @@ def torch_engine(x: np.ndarray) -> np.ndarray:
         return network()(tensor).float().numpy()
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=4)  # one graph per input size a process meets: 160 px, and small images' own
 def engine(weights_identity: str, input_size: int) -> tuple[Engine, str]:
     """(the function that runs the backbone, "onnxruntime" or "pytorch")."""
     try:

@@ -68,15 +68,15 @@ def package_info(data: dict[str, Any]) -> dict[str, Any]:
     if familiarity and familiarity.get("output"):
         info["thresholds"]["unfamiliar_score"] = familiarity["threshold"]
     if takes_reference_input(data):
-        from studio.core.export import REFERENCE_INPUT_NAME
-        from studio.core.features import INPUT_SIZE
+        from studio.core.export import REFERENCE_INPUT_NAME, reference_input_size
 
         # The verdict compares the picture with the training images as the bundled ImageNet network sees them,
         # read from the file a second time at that network's size, exactly as the studio reads it.
+        size = reference_input_size(data)
         info["reference_input"] = {
-            "name": REFERENCE_INPUT_NAME, "image_size": INPUT_SIZE, "dtype": "uint8",
-            "shape": f"[N, 3, {INPUT_SIZE}, {INPUT_SIZE}]",
-            "meaning": f"the same image prepared as for '{info['input']['name']}' but at {INPUT_SIZE} px: "
+            "name": REFERENCE_INPUT_NAME, "image_size": size, "dtype": "uint8",
+            "shape": f"[N, 3, {size}, {size}]",
+            "meaning": f"the same image prepared as for '{info['input']['name']}' but at {size} px: "
                        "the picture the familiarity check looks at"}
     info["unfamiliar_message"] = UNFAMILIAR_MESSAGE
     info["studio_version"] = _studio_version()

@@ -89,6 +89,11 @@ class Predictor:
         """Which features the verdict is measured in: "network", "reference" or "" (no verdict)."""
         return self.familiarity.space if self.familiarity is not None else ""
 
+    @property
+    def reference_size(self) -> int | None:
+        """The size the reference network looks at pictures at for this model (small images: their own, doubled)."""
+        return self.familiarity.reference_size if self.familiarity is not None else None
+
     def pixels(self, image: Image.Image) -> torch.Tensor:
         """uint8 [3,S,S]: for a PIL image already in hand (pasted, dropped)."""
         return to_tensor(resize_square(as_rgb(image), self.image_size))
@@ -115,7 +120,9 @@ class Predictor:
         if self.reference is None:
             from studio.core.reference import reference_embedder
 
-            self.reference = reference_embedder()
+            self.reference = reference_embedder(size=self.reference_size)
+        if getattr(self.reference, "size", 0) is None:
+            self.reference.size = self.reference_size  # one handed in: it embeds as the training images were
         return torch.as_tensor(np.asarray(self.reference.embed_images([load() for load in images])),
                                dtype=torch.float32)
 
@@ -148,7 +155,7 @@ class Predictor:
         from studio.core.trust import nearest
 
         pixels = to_tensor(load_for_model(path, self.image_size))[None]
-        picture = partial(reference_picture, path)
+        picture = partial(reference_picture, path, self.reference_size)
         [prediction], measured = self.assess_with_features(pixels, [picture], [str(path)], top_k)
         return prediction, ([] if measured is None else nearest(run_dir, measured[0], k))
 
@@ -195,13 +202,14 @@ class Predictor:
     def _flush(self, batch: list[tuple[str, torch.Tensor]], top_k: int) -> Iterator[Prediction]:
         if not batch:
             return
-        pictures = [partial(reference_picture, path) for path, _ in batch]
+        pictures = [partial(reference_picture, path, self.reference_size) for path, _ in batch]
         try:
             yield from self.assess(torch.stack([t for _, t in batch]), pictures, [p for p, _ in batch], top_k)
         except ImageError:  # a file changed between the two reads: judge the rest one by one
             for path, pixels in batch:
                 try:
-                    yield from self.assess(pixels[None], [partial(reference_picture, path)], [path], top_k)
+                    yield from self.assess(pixels[None], [partial(reference_picture, path, self.reference_size)],
+                                           [path], top_k)
                 except ImageError as exc:
                     yield Prediction(path, error=exc.reason)
 

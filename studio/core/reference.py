@@ -32,35 +32,42 @@ def reference_available() -> bool:
         return False
 
 
-def reference_picture(path: str | Path) -> Image.Image:
+def reference_picture(path: str | Path, size: int | None = None) -> Image.Image:
     """A file as the feature store reads it (same decode, same square), for predict-time embedding."""
     from studio.core.features import INPUT_SIZE
 
-    return load_for_model(path, INPUT_SIZE)
+    return load_for_model(path, size or INPUT_SIZE)
 
 
 class ReferenceEmbedder:
-    """Reference features for pictures in hand (no cache) and for a project's files (cached)."""
+    """Reference features for pictures in hand (no cache) and for a project's files (cached).
 
-    def __init__(self, project_folder: str | Path | None = None) -> None:
+    `size` is the network's input size: a model's own (`Familiarity.reference_size`) at predict
+    time; for a project's files, None lets their size choose it, and `size` then says which it was.
+    """
+
+    def __init__(self, project_folder: str | Path | None = None, size: int | None = None) -> None:
         self.project_folder = project_folder
+        self.size = size
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        from studio.core.features import embed_images
+        from studio.core.features import INPUT_SIZE, embed_images
 
-        return embed_images(list(images))
+        return embed_images(list(images), size=self.size or INPUT_SIZE)
 
     def embed_files(self, paths: Sequence[str | Path], *, progress: Callable[[int, int], None] | None = None,
                     should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         """NaN rows for files that could not be read."""
-        from studio.core.features import FeatureStore
+        from studio.core.features import FeatureStore, size_for_files
 
         if self.project_folder is None:
             raise ValueError("reference features of files need a project folder to keep them in")
-        out = FeatureStore(self.project_folder).embed_files([Path(p) for p in paths], progress=progress,
-                                                            should_stop=should_stop)
+        files = [Path(p) for p in paths]
+        self.size = self.size or size_for_files(files)
+        out = FeatureStore(self.project_folder).embed_files(files, progress=progress, should_stop=should_stop,
+                                                            size=self.size)
         return torch.as_tensor(np.asarray(out, dtype=np.float32))
 
 
-def reference_embedder(project_folder: str | Path | None = None) -> ReferenceEmbedder:
-    return ReferenceEmbedder(project_folder)
+def reference_embedder(project_folder: str | Path | None = None, size: int | None = None) -> ReferenceEmbedder:
+    return ReferenceEmbedder(project_folder, size)

@@ -60,16 +60,23 @@ def _fit(passes, split, rows, root, config, project_folder, callbacks, should_st
     val_logits = passes["val"].logits if "val" in passes else torch.zeros(0, 1)
     space = choose_space(config.train.familiarity_space, reference_available())
     space_feats = dict(feats)
+    size = None
     if space == "reference":
-        embedder = reference_embedder(project_folder)
+        from studio.core.features import size_for_files
+
+        paths = {s: [Path(root, *rows[i][0].split("/")) for i in split[s]] for s in feats}
+        # One size for both parts, chosen by all of them, as the split's near-copy pass chose it.
+        size = size_for_files([p for s in feats for p in paths[s]])
+        embedder = reference_embedder(project_folder, size)
         for s in feats:
-            paths = [Path(root, *rows[i][0].split("/")) for i in split[s]]
             space_feats[s] = embedder.embed_files(
-                paths, should_stop=should_stop,
+                paths[s], should_stop=should_stop,
                 progress=lambda d, t, s=s: callbacks.on_progress(d, t, f"reference features ({s})"))
     fit = fit_trust(val_logits=val_logits, val_labels=labels.get("val", torch.zeros(0, dtype=torch.long)),
                     train_features=space_feats["train"], train_labels=labels["train"],
                     val_features=space_feats.get("val"), share=config.train.familiar_share, space=space)
+    if size is not None:
+        fit.familiarity.reference_size = size
     return fit, space_feats["train"]
 
 
