@@ -77,6 +77,9 @@ def test_frozen_lite0_features_learn_real_photos(features: str, optimizer: str, 
     top = list(pred.predict_paths([data / "coffee" / "coffee_00.jpg"], top_k=1))[0]
     assert top.label == "coffee"
     assert pred.model.feature_dim == {"final": 1280, "stages": 1568}[features]
+    if optimizer == "lbfgs":  # solved: it stops once the optimum stops moving, and the report says how it trained
+        assert len(result.history) < 8
+        assert "solved exactly" in (Path(result.run_dir) / "report.md").read_text()
 
 
 def test_stage_statistics_are_the_mean_and_spread_at_each_stage_end() -> None:

@@ -102,11 +102,15 @@ def write_report(run_dir: Path, *, config: dict[str, Any], classes: list[str], c
     best = f"{percent(result.get('best_val_acc'))} at epoch {result.get('best_epoch')}"
     lines.append(f"- Best validation accuracy: {best}"
                  + (" (it chose the epoch, so it flatters a little)" if result.get("test_acc") is not None else ""))
+    features = f", reads `{model['features']}`" if model.get("features", "final") != "final" else ""
+    # An exact solve has no learning rate, schedule or batches: its penalty is what shapes the answer.
+    how = (f"last layer solved exactly (lbfgs), L2 penalty {train['weight_decay']:.3g}"
+           if train["optimizer"] == "lbfgs" else
+           f"{train['optimizer']} lr {train['lr']:g}, {train['schedule']} schedule, batch {train['batch_size']}")
     lines += [
         f"- Model: `{model['arch']}`, weights `{model['pretrained']}`, mode `{model['mode']}`, "
-        f"{model['image_size']} px",
-        f"- Training: {train['optimizer']} lr {train['lr']:g}, {train['schedule']} schedule, "
-        f"batch {train['batch_size']}, augmentation `{config['augment']['preset']}`",
+        f"{model['image_size']} px{features}",
+        f"- Training: {how}, augmentation `{config['augment']['preset']}`",
         f"- Data: `{config['data']['root']}`",
         "",
         "## Images per class and split",

@@ -150,6 +150,8 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
     while ctx.state.epoch < stage.last:
         _check_data_folder(ctx.config)
         _run_epoch(ctx, stage, net, optimizer, schedule, scaler)
+        if isinstance(optimizer, torch.optim.LBFGS) and _solved(ctx.state.history):
+            return "finished"  # the optimum does not move: more rounds would only repeat it
         # Rank 0 decides for all: a rank that stopped alone would leave the others in a collective.
         if cfg.early_stopping and dist.broadcast_flag(ctx.state.bad_epochs >= cfg.early_stopping):
             return "early-stopped"
@@ -211,6 +213,14 @@ def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch
         epoch=epoch, epochs=cfg.epochs, train_loss=stats.loss, train_acc=stats.accuracy, val_loss=row["val_loss"],
         val_acc=row["val_acc"], lr=stats.lr, seconds=row["seconds"],
         images_per_second=stats.images / max(stats.seconds, 1e-9), is_best=is_best, stage=stage.name))
+
+
+def _solved(history: list[dict[str, Any]]) -> bool:
+    """Two rounds of the exact solve in a row ended at the same loss, to float precision."""
+    if len(history) < 2:
+        return False
+    before, now = history[-2]["train_loss"], history[-1]["train_loss"]
+    return abs(before - now) <= 1e-6 * max(1.0, abs(now))
 
 
 def _solve(ctx: StageContext, stage: Stage, solver: torch.optim.LBFGS) -> EpochStats:
