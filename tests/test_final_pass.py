@@ -47,3 +47,32 @@ def test_the_end_of_a_run_sees_each_image_once_and_writes_what_evaluate_writes(t
     again = evaluate_run(result.run_dir, "test")
     assert written.rstrip() == evaluation_markdown(again).split(f"{SECTION}\n", 1)[1].rstrip()
     assert result.test_acc == again.metrics.accuracy
+
+
+def test_a_frozen_backbone_is_not_run_again_on_images_it_already_saw(tmp_path: Path, monkeypatch) -> None:
+    """Features computed once for training are the final pass's too: only the held-out test images go through
+    the backbone after the last epoch, and the report still equals a fresh evaluation of best.pt."""
+    from studio.core.runfiles import read_split
+
+    data = make_colour_folder(tmp_path / "data", per_class=14, size=16)
+    seen: list[int] = []
+    real = Trainer._train_stages
+
+    def then_count(self, ctx, make, stages):
+        status = real(self, ctx, make, stages)
+        ctx.model.backbone.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+        return status
+
+    monkeypatch.setattr(Trainer, "_train_stages", then_count)
+    cfg = tiny_config(data, epochs=3)
+    cfg.model.arch, cfg.model.pretrained, cfg.model.mode, cfg.model.image_size = "efficientnet_lite0", "imagenet", \
+        "head", 32
+    cfg.model.features, cfg.train.optimizer = "stages", "lbfgs"
+    cfg.data.test_fraction = 0.2
+    result = Trainer(cfg.validate(), project=tmp_path / "p").run()
+    rows = read_split(Path(result.run_dir))
+    assert result.status == "finished"
+    assert sum(seen) == sum(1 for r in rows if r[2] == "test") > 0, seen
+    written = _section((Path(result.run_dir) / "report.md").read_text(encoding="utf-8"))
+    again = evaluate_run(result.run_dir, "test")
+    assert written.rstrip() == evaluation_markdown(again).split(f"{SECTION}\n", 1)[1].rstrip()

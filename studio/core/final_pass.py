@@ -64,14 +64,23 @@ class PassResult:
 
 @torch.no_grad()
 def final_pass(model: nn.Module, batches: Callable[[str], Iterable], split: Mapping[str, Sequence[int]],
-               splits: Sequence[str] = SPLIT_ORDER) -> dict[str, SplitPass]:
-    """Features and logits of every image of `splits`, one forward pass each, in fp32 and eval mode."""
+               splits: Sequence[str] = SPLIT_ORDER, known: Mapping[str, torch.Tensor] | None = None
+               ) -> dict[str, SplitPass]:
+    """Features and logits of every image of `splits`, one forward pass each, in fp32 and eval mode.
+
+    `known` holds backbone features already computed for a split, in its order, by a backbone that
+    never changed since (a frozen one, whose features were computed once): only the head runs there.
+    """
     model.eval()
     out: dict[str, SplitPass] = {}
     for name in splits:
         if not split.get(name):
             continue
         made = batches(name)
+        if known is not None and name in known and len(known[name]) == len(split[name]):
+            f = known[name].float()
+            out[name] = SplitPass(list(split[name]), f.cpu(), model.head(f).float().cpu(), made.labels.cpu())
+            continue
         features, logits = [], []
         for x, _ in made:
             f = model.backbone(x).float()

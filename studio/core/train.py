@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from studio.core import distributed as dist
 from studio.core.atomic import StorageError
@@ -84,6 +84,8 @@ class Trainer:
         self._continuing = False  # resuming a run folder that already exists
         self._device: tuple[Any, str] = (None, "fp32")  # (torch device, precision), once the recipe has spoken
         self._final: Any = None  # the final pass (final_pass.PassResult), for the evaluation in report.md
+        # Backbone features of train and val computed once by a frozen backbone: the final pass reuses them.
+        self._frozen_features: dict[str, Tensor] = {}
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs: Any) -> Trainer:
@@ -217,7 +219,8 @@ class Trainer:
         """One pass of every image through the best weights: temperature, familiarity, test accuracy, evaluation.
 
         The best weights, not the last, are what the user gets, so the last epoch's validation pass is
-        not reused: it was made with other weights whenever the best epoch was an earlier one.
+        not reused: it was made with other weights whenever the best epoch was an earlier one. A frozen
+        backbone's features are: no epoch changed it, so only its new last layer runs on them again.
         """
         model = ctx.model
         if (self.run_dir / "best.pt").exists():
@@ -230,7 +233,8 @@ class Trainer:
         from studio.core.final_pass import PassResult, final_pass
         from studio.core.trust_fit import fit_after_training
 
-        passes = final_pass(model, lambda s: make(s, False), pixels.split)
+        known = self._frozen_features if ctx.config.model.mode == "head" else None
+        passes = final_pass(model, lambda s: make(s, False), pixels.split, known=known)
         fit = fit_after_training(passes=passes, split=pixels.split, rows=pixels.rows, root=root,
                                  run_dir=self.run_dir, config=ctx.config, project_folder=self.project.folder,
                                  callbacks=self.callbacks, should_stop=self.stop)
@@ -290,6 +294,9 @@ class Trainer:
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
                 self.callbacks.on_status("Computing the pretrained part's features once per image")
                 stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
+                self._frozen_features = {"train": stage.train.features}
+                if stage.val is not None:
+                    self._frozen_features["val"] = stage.val.features
             status = run_stage(ctx, stage)
             if status == "time-up":
                 said = time_up_sentence(self._state.epoch, ctx.config.train.epochs)
