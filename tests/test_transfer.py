@@ -79,6 +79,7 @@ def test_frozen_lite0_features_learn_real_photos(features: str, optimizer: str, 
     assert pred.model.feature_dim == {"final": 1280, "stages": 1568}[features]
     if optimizer == "lbfgs":  # solved: it stops once the optimum stops moving, and the report says how it trained
         assert len(result.history) < 8
+        assert result.best_epoch == len(result.history)  # the solution, not an unfinished round validation liked
         assert "solved exactly" in (Path(result.run_dir) / "report.md").read_text()
 
 
