@@ -225,7 +225,8 @@ def _pretrained(profile: DataProfile, hardware: Hardware, budget: str, seconds: 
                     "train.weight_decay": float(min(1.0, 10.0 / n_train)), "train.epochs": 10,
                     "train.lr": 3e-3, "train.schedule": "cosine"}
         augment, estimate = "none", extract + 5.0
-        how = "only its last layer solved on what each of its stages sees, computed once"
+        how = ("its last layer fitted exactly to the network's view of each picture (objects and surface "
+               "texture), computed once")
     else:
         size = 224 if fast or budget == "best" else 160
         per_epoch = n_train / rate("efficientnet_lite0", size, True) + \
