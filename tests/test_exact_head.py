@@ -64,3 +64,27 @@ def test_the_solve_is_refused_where_pixels_or_the_backbone_change(mode: str, pre
     cfg.train.optimizer = "lbfgs"
     with pytest.raises(ConfigError, match="train.optimizer"):
         cfg.validate()
+
+
+def test_the_refit_uses_validation_images_but_their_logits_come_from_solves_that_never_saw_them() -> None:
+    """A mislabelled validation image: the refit (which saw it) learns its wrong label; its cross-fitted
+    logits, which the temperature and the validation figure use, still say what the other images teach."""
+    from studio.core.exact_head import refit_with_validation
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(2, 200, generator=g) * 3
+    train_y = torch.arange(40) % 2
+    train_x = centres[train_y] + torch.randn(40, 200, generator=g)
+    val_y = torch.arange(20) % 2
+    val_x = centres[val_y] + torch.randn(20, 200, generator=g)
+    val_y[0] = 1 - val_y[0]  # filed under the wrong class
+    head = nn.Sequential(nn.BatchNorm1d(200, affine=False), nn.Linear(200, 2))
+    set_standardiser(head, train_x)
+    loss = nn.CrossEntropyLoss()
+    stats, val, held = refit_with_validation(head, (train_x, train_y), (val_x, val_y), loss, loss, 1e-4)
+    with torch.no_grad():
+        refit = head(val_x).argmax(1)
+    assert refit[0] == val_y[0]  # memorised: 200 features are enough to fit one odd image
+    assert held.argmax(1)[0] != val_y[0]  # never seen by the solve that scored it
+    assert torch.equal(held.argmax(1)[1:], val_y[1:])
+    assert stats.images == 60 and val.images == 20 and val.accuracy == pytest.approx(19 / 20)

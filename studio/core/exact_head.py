@@ -68,3 +68,53 @@ def solve_epoch(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, s
         loss = float(criterion(logits, labels))
         accuracy = float((logits.argmax(1) == labels).float().mean())
     return EpochStats(loss, accuracy, len(labels), time.perf_counter() - start, 1.0)
+
+
+FOLDS = 5
+
+
+def _converge(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, criterion: nn.Module, l2: float,
+              rounds: int = 10) -> EpochStats:
+    solver = make_solver(head)
+    stats = solve_epoch(head, features, labels, solver, criterion, l2)
+    for _ in range(rounds - 1):
+        before, stats = stats.loss, solve_epoch(head, features, labels, solver, criterion, l2)
+        if abs(before - stats.loss) <= 1e-6 * max(1.0, abs(stats.loss)):
+            break
+    return stats
+
+
+def refit_with_validation(head: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
+                          val: tuple[torch.Tensor, torch.Tensor], criterion: nn.Module, plain_loss: nn.Module,
+                          l2: float) -> tuple[EpochStats, EpochStats, torch.Tensor]:
+    """The final solve, on training and validation images together; validation logits cross-fitted.
+
+    Once nothing is left to choose by validation (the penalty is set, the solve converges), its
+    images are better spent as more examples: photo crops held out, 91.7 % from 432 training crops,
+    92.9 % from those and the 144 validation crops. Each validation image's logits come from a solve
+    over the other four fifths of them and all training images, never from one that saw it, so the
+    temperature and the validation figure stay honest. Returns (stats on everything it saw, the
+    cross-fitted validation stats, the cross-fitted validation logits).
+    """
+    start = time.perf_counter()
+    (tx, ty), (vx, vy) = train, val
+    solution = {k: v.clone() for k, v in head.state_dict().items()}
+    fold = torch.randperm(len(vy), generator=torch.Generator().manual_seed(0)) % FOLDS
+    head.eval()  # solving is deterministic: no dropout, the standardiser's fixed statistics
+    with torch.no_grad():
+        held = torch.zeros(len(vy), int(head(vx[:1]).shape[1]) if len(vy) else 0)
+    for k in range(FOLDS):
+        out = fold == k
+        if not bool(out.any()):
+            continue
+        head.load_state_dict(solution)
+        _converge(head, torch.cat([tx, vx[~out]]), torch.cat([ty, vy[~out]]), criterion, l2)
+        with torch.no_grad():
+            held[out] = head(vx[out]).float()
+    head.load_state_dict(solution)
+    stats = _converge(head, torch.cat([tx, vx]), torch.cat([ty, vy]), criterion, l2)
+    with torch.no_grad():
+        val_stats = EpochStats(float(plain_loss(held, vy)), float((held.argmax(1) == vy).float().mean()), len(vy),
+                               0.0, 1.0)
+    stats.seconds = time.perf_counter() - start
+    return stats, val_stats, held

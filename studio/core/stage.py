@@ -22,7 +22,7 @@ from studio.core import distributed as dist
 from studio.core.callbacks import BatchEnd, CallbackList, EpochEnd, StopToken
 from studio.core.config import RunConfig, TrainConfig
 from studio.core.errors import TrainingError
-from studio.core.exact_head import make_solver, set_standardiser, solve_epoch
+from studio.core.exact_head import make_solver, refit_with_validation, set_standardiser, solve_epoch
 from studio.core.loop import EpochStats, FeatureBatches, Schedule, compute_features, evaluate, train_one_epoch
 from studio.core.randomness import RunRandom
 
@@ -82,6 +82,8 @@ class StageContext:
     world: int = 1
     deadline: float = 0.0  # time.time() by which training must end (the time budget); 0 = none
     random: RunRandom | None = None  # the run's own generators (dropout); augmentation seeds itself per epoch
+    # Logits of images no solve that made them had seen (the exact solve's last round), by split.
+    cross_fitted: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,10 +149,14 @@ def run_stage(ctx: StageContext, stage: Stage) -> str:
                         warmup_steps=int(cfg.warmup_epochs * steps), steps_per_epoch=steps,
                         step_epochs=cfg.step_epochs, step_gamma=cfg.step_gamma)
     scaler = torch.amp.GradScaler("cuda") if ctx.precision == "fp16" else None
+    solving = isinstance(optimizer, torch.optim.LBFGS)
     while ctx.state.epoch < stage.last:
         _check_data_folder(ctx.config)
-        _run_epoch(ctx, stage, net, optimizer, schedule, scaler)
-        if isinstance(optimizer, torch.optim.LBFGS) and _solved(ctx.state.history):
+        # The exact solve's last round refits on validation images too, once the optimum stops moving.
+        refit = solving and stage.val is not None and (ctx.state.epoch + 1 == stage.last
+                                                       or _solved(ctx.state.history))
+        _run_epoch(ctx, stage, net, optimizer, schedule, scaler, refit=refit)
+        if refit or (solving and stage.val is None and _solved(ctx.state.history)):
             return "finished"  # the optimum does not move: more rounds would only repeat it
         # Rank 0 decides for all: a rank that stopped alone would leave the others in a collective.
         if cfg.early_stopping and dist.broadcast_flag(ctx.state.bad_epochs >= cfg.early_stopping):
@@ -180,7 +186,7 @@ def _check_data_folder(cfg: RunConfig) -> None:
 
 
 def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch.optim.Optimizer,
-               schedule: Schedule, scaler: torch.amp.GradScaler | None) -> None:
+               schedule: Schedule, scaler: torch.amp.GradScaler | None, refit: bool = False) -> None:
     st, cfg = ctx.state, ctx.config.train
     epoch = st.epoch + 1
     stage.train.set_epoch(epoch)
@@ -192,7 +198,16 @@ def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch
     def on_batch(i: int, n: int, loss: float, lr: float, ips: float) -> None:
         ctx.callbacks.on_batch_end(BatchEnd(epoch, i, n, loss, lr, ips))
 
-    if isinstance(optimizer, torch.optim.LBFGS):
+    val = None
+    if refit:
+        if st.epoch == stage.first:
+            set_standardiser(stage.net, stage.train.features.to(ctx.device))
+        stats, val, held = refit_with_validation(
+            stage.net, (stage.train.features.to(ctx.device), stage.train.labels.to(ctx.device)),
+            (stage.val.features.to(ctx.device), stage.val.labels.to(ctx.device)), ctx.criterion, ctx.plain_loss,
+            ctx.config.train.weight_decay)
+        ctx.cross_fitted["val"] = held.cpu()
+    elif isinstance(optimizer, torch.optim.LBFGS):
         stats = _solve(ctx, stage, optimizer)
     else:
         stats, _ = train_one_epoch(
@@ -203,7 +218,8 @@ def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch
         stats.loss, stats.accuracy, stats.images = dist.average_epoch(stats.loss, stats.accuracy, stats.images)
     # Validation in fp32, as prediction and evaluation run: the accuracy a run reports is the
     # accuracy the user later measures on the same images.
-    val = evaluate(net, stage.val, ctx.plain_loss, autocast=contextlib.nullcontext)[0] if stage.val else None
+    if val is None and stage.val:
+        val = evaluate(net, stage.val, ctx.plain_loss, autocast=contextlib.nullcontext)[0]
     st.epoch = epoch
     key = (val.accuracy, -val.loss) if val else (stats.accuracy, -stats.loss)
     if isinstance(optimizer, torch.optim.LBFGS):

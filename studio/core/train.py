@@ -235,6 +235,10 @@ class Trainer:
 
         known = self._frozen_features if ctx.config.model.mode == "head" else None
         passes = final_pass(model, lambda s: make(s, False), pixels.split, known=known)
+        held = ctx.cross_fitted.get("val")
+        if held is not None and "val" in passes and len(held) == len(passes["val"].labels):
+            # The refitted layer saw the validation images: the temperature is fitted on logits that did not.
+            passes["val"].logits = held.float()
         fit = fit_after_training(passes=passes, split=pixels.split, rows=pixels.rows, root=root,
                                  run_dir=self.run_dir, config=ctx.config, project_folder=self.project.folder,
                                  callbacks=self.callbacks, should_stop=self.stop)
