@@ -53,8 +53,9 @@ def test_a_stronger_penalty_gives_smaller_weights() -> None:
     assert sizes[1] < 0.5 * sizes[0]
 
 
-@pytest.mark.parametrize("mode, preset", [("full", "none"), ("head", "natural")])
-def test_the_solve_is_refused_where_pixels_or_the_backbone_change(mode: str, preset: str) -> None:
+@pytest.mark.parametrize("mode, preset, sampler", [("full", "none", False), ("head", "natural", False),
+                                                  ("head", "none", True)])
+def test_the_solve_is_refused_where_pixels_or_the_backbone_change(mode: str, preset: str, sampler: bool) -> None:
     from studio.core.config import AugmentConfig
 
     cfg = RunConfig()
@@ -62,7 +63,9 @@ def test_the_solve_is_refused_where_pixels_or_the_backbone_change(mode: str, pre
     cfg.model.arch, cfg.model.pretrained, cfg.model.mode = "efficientnet_lite0", "imagenet", mode
     cfg.augment = AugmentConfig.from_preset(preset)
     cfg.train.optimizer = "lbfgs"
-    with pytest.raises(ConfigError, match="train.optimizer"):
+    if sampler:  # every image at once: classes cannot be sampled equally often
+        cfg.train.imbalance = "balanced-sampler"
+    with pytest.raises(ConfigError, match="train.imbalance" if sampler else "train.optimizer"):
         cfg.validate()
 
 

@@ -291,6 +291,9 @@ class RunConfig:
         if self.train.optimizer == "lbfgs" and (self.model.mode != "head" or self.augment.needs_pixels):
             raise ConfigError("train.optimizer", "the exact solve (lbfgs) trains only the new last layer of a frozen "
                                                  "network (--mode head) without augmentation (--augment none)")
+        if self.train.optimizer == "lbfgs" and self.train.imbalance == "balanced-sampler":
+            raise ConfigError("train.imbalance", "the exact solve sees every image at once, so it cannot sample "
+                                                 "classes equally often; use weighted-loss to count rare classes more")
         return self
 
     def to_dict(self) -> dict[str, Any]:

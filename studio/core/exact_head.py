@@ -20,6 +20,12 @@ from torch import nn
 from studio.core.loop import EpochStats
 
 STEPS_PER_EPOCH = 20
+FOLDS = 5  # the refit's cross-fitting: each validation image is scored by a solve without its fifth
+
+
+def converged(before: float, now: float) -> bool:
+    """Two rounds ended at the same loss, to float precision: more would only repeat the answer."""
+    return abs(before - now) <= 1e-6 * max(1.0, abs(now))
 
 
 def make_solver(model: nn.Module) -> torch.optim.LBFGS:
@@ -70,16 +76,13 @@ def solve_epoch(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, s
     return EpochStats(loss, accuracy, len(labels), time.perf_counter() - start, 1.0)
 
 
-FOLDS = 5
-
-
 def _converge(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, criterion: nn.Module, l2: float,
               rounds: int = 10) -> EpochStats:
     solver = make_solver(head)
     stats = solve_epoch(head, features, labels, solver, criterion, l2)
     for _ in range(rounds - 1):
         before, stats = stats.loss, solve_epoch(head, features, labels, solver, criterion, l2)
-        if abs(before - stats.loss) <= 1e-6 * max(1.0, abs(stats.loss)):
+        if converged(before, stats.loss):
             break
     return stats
 

@@ -22,7 +22,7 @@ from studio.core import distributed as dist
 from studio.core.callbacks import BatchEnd, CallbackList, EpochEnd, StopToken
 from studio.core.config import RunConfig, TrainConfig
 from studio.core.errors import TrainingError
-from studio.core.exact_head import make_solver, refit_with_validation, set_standardiser, solve_epoch
+from studio.core.exact_head import converged, make_solver, refit_with_validation, set_standardiser, solve_epoch
 from studio.core.loop import EpochStats, FeatureBatches, Schedule, compute_features, evaluate, train_one_epoch
 from studio.core.randomness import RunRandom
 
@@ -239,11 +239,8 @@ def _run_epoch(ctx: StageContext, stage: Stage, net: nn.Module, optimizer: torch
 
 
 def _solved(history: list[dict[str, Any]]) -> bool:
-    """Two rounds of the exact solve in a row ended at the same loss, to float precision."""
-    if len(history) < 2:
-        return False
-    before, now = history[-2]["train_loss"], history[-1]["train_loss"]
-    return abs(before - now) <= 1e-6 * max(1.0, abs(now))
+    """The exact solve's last two rounds ended at the same loss."""
+    return len(history) >= 2 and converged(history[-2]["train_loss"], history[-1]["train_loss"])
 
 
 def _solve(ctx: StageContext, stage: Stage, solver: torch.optim.LBFGS) -> EpochStats:
