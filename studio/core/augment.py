@@ -10,14 +10,12 @@ does for both.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from studio.core.architectures import IMAGENET_MEAN, IMAGENET_STD
 from studio.core.config import AugmentConfig
-
-Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _crop_boxes(g: torch.Generator, n: int, size: int, min_scale: float) -> torch.Tensor:
@@ -201,7 +199,7 @@ def build_train_transform(settings: AugmentConfig, image_size: int) -> TrainTran
     return TrainTransform(settings, image_size) if settings.needs_pixels else None
 
 
-def augment_batch(images: torch.Tensor, transform: Transform | TrainTransform | None,
+def augment_batch(images: torch.Tensor, transform: TrainTransform | None,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply `transform` with a draw per image: a per-batch draw would flip all or none.
 
@@ -212,9 +210,7 @@ def augment_batch(images: torch.Tensor, transform: Transform | TrainTransform | 
     g = generator if generator is not None else torch.Generator()
     if generator is None:
         g.seed()  # from the operating system: touches no other generator
-    if isinstance(transform, TrainTransform):
-        return transform.batch(images, g)
-    return torch.stack([transform(img, g) for img in images])
+    return transform.batch(images, g)
 
 
 def normalize_batch(
