@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from studio.core import features
 from studio.core.features import FOLDER
 from studio.ui.panes.audit_pane import AuditPane
 from studio.ui.panes.evaluate_pane import EvaluatePane
@@ -64,15 +66,26 @@ def test_a_relabel_in_the_evaluate_gallery_shows_in_the_data_counts(qtbot, tmp_p
         window.close()
 
 
-def test_stopping_a_check_halfway_leaves_nothing_half_written(window, qtbot, tmp_path: Path) -> None:
+def test_stopping_a_check_halfway_leaves_nothing_half_written(window, qtbot, tmp_path: Path, monkeypatch) -> None:
     data = make_colour_folder(tmp_path / "data", per_class=40, size=32)
     load_folder(window, qtbot, data)
+    released = threading.Event()  # the check holds in its second batch until Stop has been clicked
+    forward, calls = features._forward, []
+
+    def held_forward(pixels):
+        calls.append(len(pixels))
+        if len(calls) > 1:
+            released.wait(timeout=RUN_TIMEOUT_MS / 1000)
+        return forward(pixels)
+
+    monkeypatch.setattr(features, "_forward", held_forward)
     pane = next(p for p in window.panes if isinstance(p, AuditPane))
     window.show_pane(window.panes.index(pane))
     qtbot.mouseClick(pane.check_button, Qt.MouseButton.LeftButton)
     assert pane.stop_button.isVisible() and not pane.check_button.isEnabled()
     qtbot.waitUntil(lambda: pane.progress.value() > 0, timeout=RUN_TIMEOUT_MS)
     qtbot.mouseClick(pane.stop_button, Qt.MouseButton.LeftButton)
+    released.set()
     qtbot.waitUntil(lambda: pane.check_button.isEnabled(), timeout=RUN_TIMEOUT_MS)
     assert pane.result is None and pane.suspects.rowCount() == 0
     assert not pane.stop_button.isVisible() and not pane.progress.isVisible()
