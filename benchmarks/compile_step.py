@@ -1,11 +1,15 @@
-"""Is compiling the training step (torch.compile, inductor) worth it on this CPU?
+"""Is compiling the training step, or prediction (torch.compile, inductor), worth it on this CPU?
 
 Times the studio's default network at the digits' shape (32 px, 10 classes, batch 64) for a
 number of training steps, eager against compiled, and prints the compile time, the steady
 per-step times and the break-even point: how many steps a run must take before the compile
 time is paid back. A run on the digits takes about 18 steps per epoch (1,150 training images).
 
-    python3 benchmarks/compile_step.py [--size 32] [--batch 64] [--steps 30] [--arch custom]
+With --predict it times prediction instead: the network in eval mode without gradients, on one
+picture (a picture dropped in the window) and on a batch (`studio predict` over a folder), and
+prints the break-even point in pictures.
+
+    python3 benchmarks/compile_step.py [--size 32] [--batch 64] [--steps 30] [--arch custom] [--predict]
 """
 
 from __future__ import annotations
@@ -46,17 +50,65 @@ class Stepper:
         return time.perf_counter() - start
 
 
+class Predicting:
+    """One model in eval mode; `step()` times one forward pass without gradients."""
+
+    def __init__(self, net: torch.nn.Module, x: torch.Tensor) -> None:
+        self.net, self.x = net.eval(), x
+
+    def step(self) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            self.net(self.x)
+        return time.perf_counter() - start
+
+
+def timed(a, b, steps: int) -> tuple[list[float], list[float]]:
+    eager, fast = [a.step()], [b.step()]
+    for _ in range(steps):  # alternating, so both see the same load on a shared machine
+        eager.append(a.step())
+        fast.append(b.step())
+    return eager, fast
+
+
+def predict(args: argparse.Namespace) -> None:
+    from studio.core.compiling import compiled
+
+    print(f"threads {torch.get_num_threads()}, {args.arch} at {args.size} px, prediction")
+    for batch in (1, args.batch):
+        x = torch.randn(batch, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
+        plain = build(args.arch, args.size, 10).to(memory_format=torch.channels_last)
+        net, why = compiled(build(args.arch, args.size, 10).to(memory_format=torch.channels_last).eval())
+        if why:
+            print(f"compile unavailable: {why}")
+            return
+        eager, fast = timed(Predicting(plain, x), Predicting(net, x), args.steps)
+        e, c = statistics.median(eager[3:]), statistics.median(fast[3:])
+        compile_s = fast[0] - c
+        line = (f"batch {batch:3d}: eager {e * 1000:7.2f} ms, compiled {c * 1000:7.2f} ms "
+                f"(compile {compile_s:.1f} s), speed-up x{e / c:.2f}")
+        if c < e:
+            line += f"; pays back after {compile_s / (e - c) * batch:,.0f} pictures"
+        else:
+            line += "; never pays back"
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", default="custom")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--predict", action="store_true", help="time prediction instead of training steps")
     args = parser.parse_args()
     from studio.core.compiling import compiled
 
     # A fresh compile cache, so the compile time is what a first run pays.
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="studio-compile-")
+    if args.predict:
+        predict(args)
+        return
     x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (args.batch,))
     plain = build(args.arch, args.size, 10).to(memory_format=torch.channels_last)
@@ -64,11 +116,7 @@ def main() -> None:
     if why:
         print(f"compile unavailable: {why}")
         return
-    a, b = Stepper(plain, plain.parameters(), x, y), Stepper(net, net.parameters(), x, y)
-    eager, fast = [a.step()], [b.step()]
-    for _ in range(args.steps):  # alternating, so both see the same load on a shared machine
-        eager.append(a.step())
-        fast.append(b.step())
+    eager, fast = timed(Stepper(plain, plain.parameters(), x, y), Stepper(net, net.parameters(), x, y), args.steps)
     e, c = statistics.median(eager[3:]), statistics.median(fast[3:])
     compile_s = fast[0] - c
     print(f"threads {torch.get_num_threads()}, {args.arch} at {args.size} px, batch {args.batch}")

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from studio.core.sample import make_sample_dataset  # noqa: E402
+from studio.core.userdirs import APP_NAME  # noqa: E402
 
 
 def folder_bytes(folder: Path) -> int:
@@ -71,8 +72,8 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, float]:
     history = result.get("history", [])
     first = history[0]["seconds"] if history else float("nan")
     later = history[-1]["seconds"] if len(history) > 1 else float("nan")
-    caches = [p for p in (project, cache_home) if p.exists()]
-    cache_bytes = sum(folder_bytes(p) for d in caches for p in d.rglob("*") if p.is_dir() and p.name == "cache")
+    decode_cache = cache_home / APP_NAME  # the studio's user cache folder under XDG_CACHE_HOME (platformdirs)
+    cache_bytes = folder_bytes(decode_cache) if decode_cache.is_dir() else 0
     return {"images": n, "scan_s": scan_s, "train_wall_s": train_s, "first_epoch_s": first, "later_epoch_s": later,
             "peak_mb": peak_kb / 1024, "cache_mb": cache_bytes / 2**20}
 

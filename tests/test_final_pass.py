@@ -76,3 +76,20 @@ def test_a_frozen_backbone_is_not_run_again_on_images_it_already_saw(tmp_path: P
     written = _section((Path(result.run_dir) / "report.md").read_text(encoding="utf-8"))
     again = evaluate_run(result.run_dir, "test")
     assert written.rstrip() == evaluation_markdown(again).split(f"{SECTION}\n", 1)[1].rstrip()
+
+
+def test_rows_written_in_place_equal_the_batches_joined() -> None:
+    import torch
+
+    from studio.core.loop import Rows
+
+    batches = [torch.randn(n, 5) for n in (4, 4, 3)]
+    for capacity in (11, 4, 0):  # the expected count, fewer (it grows), unknown
+        rows = Rows(capacity)
+        for b in batches:
+            rows.add(b)
+        assert torch.equal(rows.result(torch.zeros(0)), torch.cat(batches))
+    assert Rows(8).result(torch.zeros(0, 5)).shape == (0, 5)
+    labels = Rows(3)
+    labels.add(torch.tensor([2, 0]))
+    assert labels.result(torch.zeros(0)).dtype == torch.long and labels.result(torch.zeros(0)).tolist() == [2, 0]

@@ -21,6 +21,7 @@ from studio.core.calibration import Reliability, reliability
 from studio.core.errors import EvaluationError, ImageError
 from studio.core.images import load_for_model, to_tensor
 from studio.core.leakage import run_similarity
+from studio.core.loop import Rows
 from studio.core.metrics import (
     Diagnostic,
     Metrics,
@@ -181,13 +182,13 @@ def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch
     """Read and predict the files as prediction does; unreadable files and unknown classes are skipped."""
     index = {c: i for i, c in enumerate(predictor.classes)}
     scored = Scored([], [], torch.zeros(0), rows=len(rows))
-    logits: list[torch.Tensor] = []
+    logits = Rows(len(rows))
     batch: list[torch.Tensor] = []
 
     def flush() -> None:
         if batch:
             features, z = predictor.features_and_logits(torch.stack(batch))
-            logits.append(z)
+            logits.add(z)
             if predictor.space == "network":  # free here; a reference space reads the files below
                 scored.unfamiliar += int((predictor.familiarity.score(features) > 1).sum())
             batch.clear()
@@ -206,8 +207,7 @@ def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch
         if len(batch) >= batch_size:
             flush()
     flush()
-    if logits:
-        scored.logits = torch.cat(logits)
+    scored.logits = logits.result(scored.logits)
     return scored
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from studio.core.evaluate import Evaluation, Scored, Trust, build_evaluation, reference_flags
 from studio.core.familiarity import Familiarity
+from studio.core.loop import Rows
 from studio.core.runfiles import read_split
 from studio.core.trust import stored_familiarity, stored_temperature
 
@@ -81,12 +82,13 @@ def final_pass(model: nn.Module, batches: Callable[[str], Iterable], split: Mapp
             f = known[name].float()
             out[name] = SplitPass(list(split[name]), f.cpu(), model.head(f).float().cpu(), made.labels.cpu())
             continue
-        features, logits = [], []
+        features, logits = Rows(made.images), Rows(made.images)
         for x, _ in made:
             f = model.backbone(x).float()
-            features.append(f.cpu())
-            logits.append(model.head(f).float().cpu())
-        out[name] = SplitPass(list(split[name]), torch.cat(features), torch.cat(logits), made.labels.cpu())
+            features.add(f)
+            logits.add(model.head(f).float())
+        out[name] = SplitPass(list(split[name]), features.result(torch.zeros(0)), logits.result(torch.zeros(0)),
+                              made.labels.cpu())
     return out
 
 
