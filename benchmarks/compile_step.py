@@ -17,10 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def build(arch: str, size: int, classes: int) -> torch.nn.Module:
@@ -72,16 +76,19 @@ def timed(a, b, steps: int) -> tuple[list[float], list[float]]:
 
 
 def predict(args: argparse.Namespace) -> None:
-    from studio.core.compiling import compiled
+    """The whole network compiled for eval (the studio's CompiledStep compiles only the training forward)."""
+    from studio.core.compiling import toolchain_problem
 
+    why = toolchain_problem()
+    if why:
+        print(f"compile unavailable: {why}")
+        return
     print(f"threads {torch.get_num_threads()}, {args.arch} at {args.size} px, prediction")
     for batch in (1, args.batch):
         x = torch.randn(batch, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
         plain = build(args.arch, args.size, 10).to(memory_format=torch.channels_last)
-        net, why = compiled(build(args.arch, args.size, 10).to(memory_format=torch.channels_last).eval())
-        if why:
-            print(f"compile unavailable: {why}")
-            return
+        net = torch.compile(build(args.arch, args.size, 10).to(memory_format=torch.channels_last).eval(),
+                            dynamic=False)
         eager, fast = timed(Predicting(plain, x), Predicting(net, x), args.steps)
         e, c = statistics.median(eager[3:]), statistics.median(fast[3:])
         compile_s = fast[0] - c

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studio.core.evaluate import SECTION, evaluate_run
 from studio.core.evaluation_report import evaluation_markdown
 from studio.core.train import Trainer
@@ -49,13 +51,29 @@ def test_the_end_of_a_run_sees_each_image_once_and_writes_what_evaluate_writes(t
     assert result.test_acc == again.metrics.accuracy
 
 
-def test_a_frozen_backbone_is_not_run_again_on_images_it_already_saw(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("engine", [False, True], ids=["pytorch", "onnxruntime"])
+def test_a_frozen_backbone_is_not_run_again_on_images_it_already_saw(tmp_path: Path, monkeypatch,
+                                                                     engine: bool) -> None:
     """Features computed once for training are the final pass's too: only the held-out test images go through
-    the backbone after the last epoch, and the report still equals a fresh evaluation of best.pt."""
+    the backbone after the last epoch, and the report still equals a fresh evaluation of best.pt (which
+    runs the backbone in PyTorch, as prediction does) when ONNX Runtime ran it during the run."""
+    from studio.core import feature_engine, stage
     from studio.core.runfiles import read_split
 
     data = make_colour_folder(tmp_path / "data", per_class=14, size=16)
     seen: list[int] = []
+    through_engine: list[int] = []
+    if engine:
+        pytest.importorskip("onnxruntime")
+        monkeypatch.setattr(stage, "ENGINE_FROM_IMAGES", 0)
+        real_engine = feature_engine.frozen_engine
+
+        def counted(backbone, size):
+            run = real_engine(backbone, size)
+            assert run is not None
+            return lambda x: (through_engine.append(len(x)), run(x))[1]
+
+        monkeypatch.setattr(feature_engine, "frozen_engine", counted)
     real = Trainer._train_stages
 
     def then_count(self, ctx, make, stages):
@@ -72,7 +90,12 @@ def test_a_frozen_backbone_is_not_run_again_on_images_it_already_saw(tmp_path: P
     result = Trainer(cfg.validate(), project=tmp_path / "p").run()
     rows = read_split(Path(result.run_dir))
     assert result.status == "finished"
-    assert sum(seen) == sum(1 for r in rows if r[2] == "test") > 0, seen
+    tested = sum(1 for r in rows if r[2] == "test")
+    assert tested > 0
+    if engine:
+        assert sum(seen) == 0 and sum(through_engine) == len(rows), (seen, through_engine)
+    else:
+        assert sum(seen) == tested and not through_engine, seen
     written = _section((Path(result.run_dir) / "report.md").read_text(encoding="utf-8"))
     again = evaluate_run(result.run_dir, "test")
     assert written.rstrip() == evaluation_markdown(again).split(f"{SECTION}\n", 1)[1].rstrip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -82,3 +83,29 @@ def test_private_init_depends_on_the_seed_alone() -> None:
 
     a, b = fresh(1), fresh(1000)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_frozen_backbone_run_by_onnx_runtime_gives_its_own_features(monkeypatch) -> None:
+    """The faster engine for a frozen backbone's one pass: the same numbers, exported once per set of weights."""
+    pytest.importorskip("onnxruntime")
+    from studio.core import feature_engine
+    from studio.core.config import ModelConfig
+    from studio.core.loop import compute_features
+    from studio.core.models import build_model
+
+    exports: list[int] = []
+    real_export = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: (exports.append(1), real_export(*a, **k))[1])
+    model = build_model(ModelConfig(image_size=16, width=8, blocks=2), 3, load_weights=False).eval()
+    batches = [(torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(k)), None) for k in range(3)]
+    engine = feature_engine.frozen_engine(model.backbone, 16)
+    assert engine is not None and len(exports) == 1
+    fast = compute_features(model.backbone, batches, engine)
+    assert torch.allclose(fast, compute_features(model.backbone, batches), atol=1e-4)
+    assert feature_engine.frozen_engine(model.backbone, 16) is not None and len(exports) == 1  # kept, not redone
+    with torch.no_grad():
+        next(model.backbone.parameters()).add_(1.0)
+    changed = feature_engine.frozen_engine(model.backbone, 16)
+    assert len(exports) == 2  # other weights, another graph
+    assert torch.allclose(compute_features(model.backbone, batches, changed),
+                          compute_features(model.backbone, batches), atol=1e-4)

@@ -18,7 +18,7 @@ from torch import nn
 
 from studio.core.evaluate import Evaluation, Scored, Trust, build_evaluation, reference_flags
 from studio.core.familiarity import Familiarity
-from studio.core.loop import Rows
+from studio.core.loop import Rows, compute_features
 from studio.core.runfiles import read_split
 from studio.core.trust import stored_familiarity, stored_temperature
 
@@ -65,12 +65,13 @@ class PassResult:
 
 @torch.no_grad()
 def final_pass(model: nn.Module, batches: Callable[[str], Iterable], split: Mapping[str, Sequence[int]],
-               splits: Sequence[str] = SPLIT_ORDER, known: Mapping[str, torch.Tensor] | None = None
-               ) -> dict[str, SplitPass]:
+               splits: Sequence[str] = SPLIT_ORDER, known: Mapping[str, torch.Tensor] | None = None,
+               engine: Callable | None = None) -> dict[str, SplitPass]:
     """Features and logits of every image of `splits`, one forward pass each, in fp32 and eval mode.
 
     `known` holds backbone features already computed for a split, in its order, by a backbone that
     never changed since (a frozen one, whose features were computed once): only the head runs there.
+    `engine` runs that frozen backbone for the other splits, as it did for those features.
     """
     model.eval()
     out: dict[str, SplitPass] = {}
@@ -81,6 +82,10 @@ def final_pass(model: nn.Module, batches: Callable[[str], Iterable], split: Mapp
         if known is not None and name in known and len(known[name]) == len(split[name]):
             f = known[name].float()
             out[name] = SplitPass(list(split[name]), f.cpu(), model.head(f).float().cpu(), made.labels.cpu())
+            continue
+        if engine is not None:
+            f = compute_features(model.backbone, made, engine)
+            out[name] = SplitPass(list(split[name]), f, model.head(f).float().cpu(), made.labels.cpu())
             continue
         features, logits = Rows(made.images), Rows(made.images)
         for x, _ in made:

@@ -99,12 +99,29 @@ class Stage:
     lr_scale: float | None = None  # backbone learning-rate factor; None means the config's
 
 
+# From this many images the frozen backbone runs in ONNX Runtime: its export (about 1 s, once per backbone)
+# is then paid back on the first run (Lite0 at 160 px: 220 images/s against 80 in PyTorch, 2 cores).
+ENGINE_FROM_IMAGES = 256
+
+
+def frozen_backbone_engine(model: nn.Module, image_size: int, images: int) -> Callable | None:
+    """ONNX Runtime for a frozen backbone on the CPU, when enough images go through it to pay for the export."""
+    if images < ENGINE_FROM_IMAGES or any(p.device.type != "cpu" for p in model.backbone.parameters()):
+        return None
+    from studio.core.feature_engine import frozen_engine
+
+    return frozen_engine(model.backbone, image_size)
+
+
 def feature_stage(stage: Stage, model: nn.Module, make_batches: Callable[[str, bool], Any], cfg: RunConfig,
-                  sample_weights: torch.Tensor | None) -> Stage:
-    """The same stage on backbone features computed once: a frozen backbone over unchanging pixels."""
-    feats = {"train": compute_features(model.backbone, make_batches("train", False))}
+                  sample_weights: torch.Tensor | None, engine: Callable | None = None) -> Stage:
+    """The same stage on backbone features computed once: a frozen backbone over unchanging pixels.
+
+    `engine` runs the backbone faster where given (frozen_backbone_engine); the features are the same."""
+    parts = {"train": make_batches("train", False)}
     if stage.val is not None:
-        feats["val"] = compute_features(model.backbone, make_batches("val", False))
+        parts["val"] = make_batches("val", False)
+    feats = {name: compute_features(model.backbone, part, engine) for name, part in parts.items()}
     size = cfg.train.batch_size
     train = FeatureBatches(feats["train"], stage.train.labels, batch_size=size, shuffle=True,
                            sample_weights=sample_weights, seed=cfg.data.seed)

@@ -57,7 +57,7 @@ from studio.core.runprep import (
     with_decode_failures,
 )
 from studio.core.splits import SplitPlan
-from studio.core.stage import Stage, StageContext, TrainState, feature_stage, run_stage
+from studio.core.stage import Stage, StageContext, TrainState, feature_stage, frozen_backbone_engine, run_stage
 from studio.core.words import stage_sentence
 
 __all__ = ["Trainer", "TrainingError"]  # TrainingError is defined in studio.core.errors; importable here as before
@@ -86,6 +86,7 @@ class Trainer:
         self._final: Any = None  # the final pass (final_pass.PassResult), for the evaluation in report.md
         # Backbone features of train and val computed once by a frozen backbone: the final pass reuses them.
         self._frozen_features: dict[str, Tensor] = {}
+        self._frozen_engine: Any = None  # the frozen backbone's faster engine, for the final pass's test images
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs: Any) -> Trainer:
@@ -234,7 +235,8 @@ class Trainer:
         from studio.core.trust_fit import fit_after_training
 
         known = self._frozen_features if ctx.config.model.mode == "head" else None
-        passes = final_pass(model, lambda s: make(s, False), pixels.split, known=known)
+        passes = final_pass(model, lambda s: make(s, False), pixels.split, known=known,
+                            engine=self._frozen_engine if known is not None else None)
         held = ctx.cross_fitted.get("val")
         if held is not None and "val" in passes and len(held) == len(passes["val"].labels):
             # The refitted layer saw the validation images: the temperature is fitted on logits that did not.
@@ -297,7 +299,9 @@ class Trainer:
             if once:
                 # Frozen backbone, unchanging pixels: compute its features once, train the head on them.
                 self.callbacks.on_status("Computing the pretrained part's features once per image")
-                stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights)
+                self._frozen_engine = frozen_backbone_engine(ctx.model, ctx.config.model.image_size,
+                                                             sum(map(len, make.pixels.split.values())))
+                stage = feature_stage(stage, ctx.model, make, ctx.config, make.sample_weights, self._frozen_engine)
                 self._frozen_features = {"train": stage.train.features}
                 if stage.val is not None:
                     self._frozen_features["val"] = stage.val.features
