@@ -66,24 +66,40 @@ def test_a_relabel_in_the_evaluate_gallery_shows_in_the_data_counts(qtbot, tmp_p
         window.close()
 
 
-def test_stopping_a_check_halfway_leaves_nothing_half_written(window, qtbot, tmp_path: Path, monkeypatch) -> None:
+def test_stopping_a_check_halfway_leaves_nothing_half_written(window, qtbot, tmp_path: Path, monkeypatch,
+                                                             request) -> None:
     data = make_colour_folder(tmp_path / "data", per_class=40, size=32)
     load_folder(window, qtbot, data)
-    released = threading.Event()  # the check holds in its second batch until Stop has been clicked
-    forward, calls = features._forward, []
+    # The check waits after its first batch, at its stop check, until Stop has been clicked: at 64 px the
+    # whole check can otherwise finish before the click lands.
+    released, first_batch = threading.Event(), threading.Event()
+    request.addfinalizer(released.set)
+    embed = features.FeatureStore.embed_files
 
-    def held_forward(pixels):
-        calls.append(len(pixels))
-        if len(calls) > 1:
-            released.wait(timeout=RUN_TIMEOUT_MS / 1000)
-        return forward(pixels)
+    def held_embed(self, paths, *, progress=None, should_stop=None, **options):
+        reported = threading.Event()
 
-    monkeypatch.setattr(features, "_forward", held_forward)
+        def report(done: int, total: int) -> None:
+            if progress:
+                progress(done, total)
+            if done:
+                reported.set()
+                first_batch.set()
+
+        def stop_check() -> bool:
+            if reported.is_set():
+                released.wait(timeout=RUN_TIMEOUT_MS / 1000)
+            return bool(should_stop and should_stop())
+
+        return embed(self, paths, progress=report, should_stop=stop_check, **options)
+
+    monkeypatch.setattr(features.FeatureStore, "embed_files", held_embed)
     pane = next(p for p in window.panes if isinstance(p, AuditPane))
     window.show_pane(window.panes.index(pane))
     qtbot.mouseClick(pane.check_button, Qt.MouseButton.LeftButton)
     assert pane.stop_button.isVisible() and not pane.check_button.isEnabled()
-    qtbot.waitUntil(lambda: pane.progress.value() > 0, timeout=RUN_TIMEOUT_MS)
+    # Its progress bar may not show that batch yet: the worker sends progress at most every so often.
+    qtbot.waitUntil(first_batch.is_set, timeout=RUN_TIMEOUT_MS)
     qtbot.mouseClick(pane.stop_button, Qt.MouseButton.LeftButton)
     released.set()
     qtbot.waitUntil(lambda: pane.check_button.isEnabled(), timeout=RUN_TIMEOUT_MS)
