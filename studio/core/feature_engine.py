@@ -47,19 +47,23 @@ def torch_engine(x: np.ndarray) -> np.ndarray:
 def engine(weights_identity: str, input_size: int) -> tuple[Engine, str]:
     """(the function that runs the backbone, "onnxruntime" or "pytorch")."""
     try:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # honours OMP_NUM_THREADS like PyTorch does
-        session = ort.InferenceSession(str(_graph_file(weights_identity, input_size)), options,
-                                       providers=["CPUExecutionProvider"])
+        return _session_engine(_graph_file(weights_identity, input_size)), "onnxruntime"
     except Exception:  # noqa: BLE001 — any failure here only costs speed
         return torch_engine, "pytorch"
+
+
+def _session_engine(graph: Path) -> Engine:
+    """An exported graph run by ONNX Runtime on the CPU, as many threads as PyTorch uses."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # honours OMP_NUM_THREADS like PyTorch does
+    session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run(None, {"pixels": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
-    return run, "onnxruntime"
+    return run
 
 
 def _graph_file(weights_identity: str, input_size: int) -> Path:
@@ -97,27 +101,16 @@ def frozen_engine(backbone: torch.nn.Module, input_size: int) -> Engine | None:
     1e-6 of the largest feature. The graph is keyed by the backbone's own weights, so whatever froze it
     (ImageNet weights, a checkpoint) gets its own, exported once (about 1 s) and kept in the user's cache.
     """
+    was_training = backbone.training
     try:
-        import onnxruntime as ort
-
         digest = hashlib.sha256(f"{type(backbone).__name__}|{input_size}|{torch.__version__}".encode())
         for name, tensor in backbone.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         path = _graph_folder() / f"frozen-{digest.hexdigest()[:20]}.onnx"
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        was_training = backbone.training
         backbone.eval()
-        try:
-            session = ort.InferenceSession(str(_exported(backbone, path, input_size)), options,
-                                           providers=["CPUExecutionProvider"])
-        finally:
-            backbone.train(was_training)
+        return _session_engine(_exported(backbone, path, input_size))
     except Exception:  # noqa: BLE001 — any failure here only costs speed
         return None
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {"pixels": np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-    return run
+    finally:
+        backbone.train(was_training)
