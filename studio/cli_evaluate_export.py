@@ -38,6 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "write confusion.png and an Evaluation section into its report.md")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=("val", "test", "train"), default="val")
+    p.add_argument("--data", metavar="DIR", help="measure it instead on a folder of new labelled images it never "
+                   "saw (one sub-folder per class, named as the run's classes): your own test of it, written "
+                   "into report.md beside the run's own figures")
     p.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
     p.add_argument("--no-write", action="store_true", help="print only; leave report.md and confusion.png alone")
 
@@ -56,8 +59,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from studio.core.evaluate import evaluate_run
     from studio.core.evaluation_report import write_evaluation
+    from studio.core.new_images import evaluate_folder
 
-    evaluation = evaluate_run(args.run_dir, args.split)
+    evaluation = evaluate_folder(args.run_dir, args.data) if args.data else evaluate_run(args.run_dir, args.split)
     written = () if args.no_write else write_evaluation(evaluation)
     if args.json:
         print(json.dumps(evaluation.to_dict(), indent=2))
@@ -71,7 +75,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def format_evaluation(ev) -> str:  # noqa: ANN001 - an Evaluation; imported lazily to keep startup light
     m = ev.metrics
     width = max(12, *(len(c) for c in ev.classes))
-    lines = [f"{ev.split}: {m.total} images, accuracy {100 * m.accuracy:.1f}%, macro F1 {m.macro_f1:.3f}", "",
+    what = f"new images in {ev.data_root}" if ev.split == "new" else ev.split
+    lines = [f"{what}: {m.total} images, accuracy {100 * m.accuracy:.1f}%, macro F1 {m.macro_f1:.3f}", "",
              f"{'class':<{width}}  precision  recall     F1  images"]
     lines += [f"{r.name:<{width}}  {100 * r.precision:8.1f}%  {100 * r.recall:5.1f}%  {r.f1:.3f}  {r.support:6d}"
               for r in m.per_class]
@@ -85,7 +90,14 @@ def format_evaluation(ev) -> str:  # noqa: ANN001 - an Evaluation; imported lazi
                   f"({100 * w.p_predicted:.0f}%)" for w in ev.most_wrong[:10]]
     lines += [""] + [f"[{d.severity}] {d.title}. {d.detail}" + (f"\n    try: {d.advice}" if d.advice else "")
                      for d in ev.diagnostics]
+    c = ev.calibration
+    if c is not None and c.space:
+        lines.append(f"{c.unfamiliar} of these images ({100 * c.unfamiliar / max(m.total, 1):.0f}%) look unlike the "
+                     "training images: answers on them deserve care")
     lines += [f"note: {n}" for n in ev.notes]
+    lines += [f"  {path}: {reason}" for path, reason in ev.skipped[:10]]
+    if len(ev.skipped) > 10:
+        lines.append(f"  and {len(ev.skipped) - 10} more (report.md lists up to 20)")
     return "\n".join(lines)
 
 

@@ -53,6 +53,13 @@ def test_undertrained_run_says_train_longer_and_blames_no_class() -> None:
     assert still_improving(UNDERTRAINED) and not still_improving(HEALTHY)
 
 
+def test_an_exact_solve_is_not_told_to_train_longer() -> None:
+    # The rounds of a last layer solved exactly end where it converges: more time changes nothing.
+    assert "Still improving when training ended" in titles(diagnose(UNDERTRAINED, _metrics([18, 4, 14]), BALANCED, 3))
+    assert "Still improving when training ended" not in titles(
+        diagnose(UNDERTRAINED, _metrics([18, 4, 14]), BALANCED, 3, solved=True))
+
+
 def test_overfitting_is_not_called_still_improving() -> None:
     found = titles(diagnose(OVERFIT, _metrics([13, 13, 13]), BALANCED, 3))
     assert "Overfitting: training is far ahead of validation" in found

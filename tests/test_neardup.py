@@ -27,14 +27,19 @@ def _variants(img: Image.Image) -> list[Image.Image]:
             img.crop((shift, shift, w, h)).resize((w, h))]
 
 
+def _scenes(folder: Path, count: int, seed: int) -> list[Path]:
+    """`count` distinct pictures saved in `folder`."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(exist_ok=True)
+    paths = [folder / f"scene{i}.png" for i in range(count)]
+    for path in paths:
+        _scene(rng).save(path)
+    return paths
+
+
 def test_planted_copies_group_and_distinct_pictures_stay_apart(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
     data = tmp_path / "data"
-    data.mkdir()
-    paths: list[Path] = []
-    for i in range(14):
-        paths.append(data / f"scene{i}.png")
-        _scene(rng).save(paths[-1])
+    paths = _scenes(data, 14, seed=3)
     planted = []
     for i in (0, 5):
         for k, copy in enumerate(_variants(Image.open(paths[i]))):
@@ -92,3 +97,43 @@ def test_a_copy_cropped_on_one_side_and_resized_back_matches_its_original() -> N
     other = pixel_match(thumbs, np.array([[i, (i + 1) % 4 + 4] for i in range(4)]))
     assert (same >= PIXEL_THRESHOLD).all(), same
     assert (other < 0.5).all(), other
+
+
+def test_groups_are_remembered_per_set_of_pictures(tmp_path: Path, monkeypatch) -> None:
+    """A second run on the same pictures reads the groups back, even after files are renamed; a new picture
+    makes them again. Exact copies share a group; a file that does not decode is alone."""
+    import studio.core.near_copies as near_copies
+
+    data = tmp_path / "data"
+    paths = _scenes(data, 10, seed=4)
+    for k, copy in enumerate(_variants(Image.open(paths[2]))):
+        paths.append(data / f"copy{k}.png")
+        copy.convert("RGB").save(paths[-1])
+    (data / "exact.png").write_bytes(paths[7].read_bytes())
+    (data / "broken.png").write_bytes(b"not an image")
+    (data / "broken-copy.png").write_bytes(b"not an image")
+    (data / "other-broken.png").write_bytes(b"not an image either")
+    paths += [data / "exact.png", data / "broken.png", data / "broken-copy.png", data / "other-broken.png"]
+    store = FeatureStore(tmp_path / "project")
+    made: list[int] = []
+    real = near_copies.neardup.near_duplicate_groups
+    monkeypatch.setattr(near_copies.neardup, "near_duplicate_groups",
+                        lambda feats, **kw: made.append(len(feats)) or real(feats, **kw))
+
+    first = near_copies.near_copy_groups(store, paths)
+    assert made == [14]  # one row per decoded file: the broken one is not matched
+    assert sorted(len(g) for g in group_lists(first)) == [2, 2, 4]
+    assert first[7] == first[13] and first[2] == first[10] and first[14] == first[15]  # copies, decoded or not
+    assert list(first).count(first[16]) == 1
+
+    renamed = [p.with_name(f"moved-{p.name}") for p in paths]
+    for old, new in zip(paths, renamed):
+        old.rename(new)
+    assert np.array_equal(near_copies.near_copy_groups(FeatureStore(tmp_path / "project"), renamed), first)
+    assert made == [14]
+
+    renamed.append(data / "new.png")
+    _scene(np.random.default_rng(5)).save(renamed[-1])
+    again = near_copies.near_copy_groups(store, renamed)
+    assert made == [14, 15]
+    assert np.array_equal(again[:-1], first)

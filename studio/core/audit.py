@@ -28,7 +28,8 @@ from threadpoolctl import threadpool_limits
 from studio.core.dataset import ScanReport
 from studio.core.errors import Cancelled
 from studio.core.features import FeatureStore
-from studio.core.neardup import exact_copy_groups, group_lists, merge_groups, near_duplicate_groups
+from studio.core.near_copies import near_copy_groups
+from studio.core.neardup import group_lists, renumber
 
 FOLDS = 5
 _L2 = 1e-3
@@ -87,15 +88,13 @@ def run_audit(report: ScanReport, project_folder: str | Path, *, folds: int = FO
     good = report.good
     paths = [report.abspath(r) for r in good]
     feats = store.embed_files(paths, progress=progress, should_stop=should_stop)
-    thumbs = store.thumbnails(paths)
     ok = ~np.isnan(feats).any(axis=1)
     skipped = [{"file": r.path, "reason": "could not be read for the audit"} for r, k in zip(good, ok) if not k]
     skipped += [{"file": r.path, "reason": r.problem} for r in report.bad]
     records = [r for r, k in zip(good, ok) if k]
-    feats, thumbs = feats[ok], thumbs[ok]
+    feats = feats[ok]
     files = [r.path for r in records]
     labels = np.array([report.classes.index(r.class_name) for r in records], dtype=np.int64)
-    hashes = [h for h, k in zip(store.hashes(paths), ok) if k]
     # One BLAS thread: these products are small, so a second thread gains little on an idle machine, and
     # on a busy one (the window's own thread, other programs) threads waiting on each other made the
     # k-fold step four times slower (19 s instead of 4.5 s for 1,800 images, measured).
@@ -106,7 +105,7 @@ def run_audit(report: ScanReport, project_folder: str | Path, *, folds: int = FO
         if stop():
             raise Cancelled()
         suspects = rank_suspects(np.exp(log_probs), labels, report.classes, files, log_probs=log_probs)
-        groups = merge_groups(near_duplicate_groups(feats, thumbnails=thumbs), exact_copy_groups(hashes))
+        groups = renumber(near_copy_groups(store, paths, should_stop=should_stop)[ok])
         dups = describe_duplicates(groups, files, [r.class_name for r in records], split_of or {})
         return AuditResult(report.root, files, [r.class_name for r in records], suspects, dups,
                            find_outliers(feats, files), dataset_map(feats), skipped, overlay_version)

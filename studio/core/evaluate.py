@@ -34,6 +34,9 @@ from studio.core.metrics import (
 from studio.core.runfiles import EVALUATION_HEADING, read_history, read_split
 
 SPLITS = ("train", "val", "test")
+UNKNOWN_CLASS = "is not one the model knows"
+# The "split" of images from a folder the run never saw (studio.core.new_images).
+NEW = "new"
 RELIABILITY_PNG = "reliability.png"
 SECTION = EVALUATION_HEADING
 
@@ -144,7 +147,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     run = Path(run_dir)
     config, root, rows = split_rows(run, split)
     predictor = Predictor(run, device=device)
-    scored = _predict_rows(predictor, root, rows, batch_size)
+    scored = predict_rows(predictor, root, rows, batch_size)
     if not scored.paths:
         raise EvaluationError(f"{run}: none of the {len(rows)} {split} images could be read "
                               f"(first problem: {scored.skipped[0][1]})")
@@ -165,7 +168,7 @@ def split_rows(run: Path, split: str) -> tuple[dict[str, Any], Path, list[tuple[
         raise EvaluationError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if not (run / "split.csv").is_file():
         raise EvaluationError(f"{run}: not a run folder (no split.csv); give the folder of a finished run")
-    config = _read_config(run)
+    config = read_config(run)
     root = Path(config.get("data", {}).get("root", ""))
     rows = [(path, cls) for path, cls, s in read_split(run) if s == split]
     if not rows:
@@ -178,7 +181,7 @@ def split_rows(run: Path, split: str) -> tuple[dict[str, Any], Path, list[tuple[
     return config, root, rows
 
 
-def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch_size: int) -> Scored:
+def predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch_size: int) -> Scored:
     """Read and predict the files as prediction does; unreadable files and unknown classes are skipped."""
     index = {c: i for i, c in enumerate(predictor.classes)}
     scored = Scored([], [], torch.zeros(0), rows=len(rows))
@@ -195,7 +198,7 @@ def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch
 
     for path, cls in rows:
         if cls not in index:
-            scored.skipped.append((path, f"class {cls!r} is not one the model knows"))
+            scored.skipped.append((path, f"class {cls!r} {UNKNOWN_CLASS}"))
             continue
         try:
             batch.append(to_tensor(load_for_model(Path(root, *path.split("/")), predictor.image_size)))
@@ -212,8 +215,9 @@ def _predict_rows(predictor: Any, root: Path, rows: list[tuple[str, str]], batch
 
 
 def build_evaluation(run: Path, split: str, *, config: dict[str, Any], classes: list[str], scored: Scored,
-                     trust: Trust, checkpoint: str, most_wrong_k: int = 20) -> Evaluation:
-    """Metrics, confidence and diagnoses from the logits of one split's images."""
+                     trust: Trust, checkpoint: str, most_wrong_k: int = 20, root: Path | None = None) -> Evaluation:
+    """Metrics, confidence and diagnoses from the logits of one split's images (or of NEW images, under
+    `root` rather than the run's own image folder)."""
     p = torch.softmax(scored.logits / trust.temperature, 1).numpy().astype(np.float64)
     y_true = np.asarray(scored.labels, dtype=np.int64)
     confidence = None
@@ -225,10 +229,10 @@ def build_evaluation(run: Path, split: str, *, config: dict[str, Any], classes: 
     images = [EvaluatedImage(path, int(t), int(q), [float(v) for v in row])
               for path, t, q, row in zip(scored.paths, y_true, y_pred, p)]
     notes = []
-    if scored.skipped:
+    if scored.skipped and split != NEW:  # new images say why in their own words (studio.core.new_images)
         notes.append(f"{len(scored.skipped)} of the {scored.rows} {split} image(s) were skipped: "
                      "they could not be read now.")
-    root = Path(config.get("data", {}).get("root", ""))
+    root = root or Path(config.get("data", {}).get("root", ""))
     diagnostics = _diagnose(run, split, config, classes, metrics, scored.paths, list(y_true == y_pred), root)
     return Evaluation(
         run_dir=str(run), split=split, classes=classes, data_root=str(root),
@@ -247,15 +251,16 @@ def _diagnose(run: Path, split: str, config: dict[str, Any], classes: list[str],
         if s == "train" and cls in train_counts:
             train_counts[cls] += 1
     similarity = None
-    if split != "train":
+    if split in ("val", "test"):  # how like the training images they are: known for the run's own images
         train_paths = [p for p, _, s in rows if s == "train"]
         similarity = run_similarity(run.parent.parent, root, train_paths, paths, correct)
     return diagnose(read_history(run), metrics, train_counts, len(classes), message=_run_message(run),
                     imbalance_setting=str(config.get("train", {}).get("imbalance", "none")),
-                    held_out=split != "train", similarity=similarity)
+                    held_out=split != "train", similarity=similarity,
+                    solved=config.get("train", {}).get("optimizer") == "lbfgs")
 
 
-def _read_config(run: Path) -> dict[str, Any]:
+def read_config(run: Path) -> dict[str, Any]:
     try:
         return json.loads((run / "config.json").read_text(encoding="utf-8"))
     except FileNotFoundError:

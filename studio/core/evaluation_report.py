@@ -15,34 +15,41 @@ import numpy as np
 
 from studio.core.atomic import write_with
 from studio.core.calibration import plot_reliability
-from studio.core.evaluate import RELIABILITY_PNG, SECTION, Evaluation
+from studio.core.evaluate import NEW, RELIABILITY_PNG, SECTION, Evaluation
 from studio.core.runfiles import update_report
 from studio.core.words import percent
 
+NEW_SECTION = "## Evaluation on new images"
+
 
 def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """confusion.png and the "## Evaluation" section of report.md; running it again replaces both."""
+    """confusion.png and the "## Evaluation" section of report.md; running it again replaces both. An evaluation
+    on new images from a folder has a section and pictures of its own, beside the run's own figures."""
     run = Path(run_dir or evaluation.run_dir)
-    png = run / "confusion.png"
+    new = evaluation.split == NEW
+    png = run / ("confusion-new.png" if new else "confusion.png")
+    reliability_png = run / (f"new-{RELIABILITY_PNG}" if new else RELIABILITY_PNG)
+    what = f"new images in {Path(evaluation.data_root).name}" if new else evaluation.split
     plot_confusion(evaluation.confusion, evaluation.classes, png,
-                   title=f"Confusion matrix — {evaluation.split}, {evaluation.metrics.total} images")
+                   title=f"Confusion matrix — {what}, {evaluation.metrics.total} images")
     if evaluation.calibration is not None:
         c = evaluation.calibration
-        plot_reliability(c.before, c.after, run / RELIABILITY_PNG,
-                         title=f"Confidence against accuracy — {evaluation.split}, {evaluation.metrics.total} images")
+        plot_reliability(c.before, c.after, reliability_png,
+                         title=f"Confidence against accuracy — {what}, {evaluation.metrics.total} images")
     report = run / "report.md"
-    section = evaluation_markdown(evaluation)
-    update_report(run, lambda text: replace_section(text or f"# Run {run.name}\n", section))
+    section = evaluation_markdown(evaluation, png.name, reliability_png.name)
+    heading = NEW_SECTION if new else SECTION
+    update_report(run, lambda text: replace_section(text or f"# Run {run.name}\n", section, heading))
     return report, png
 
 
-def replace_section(text: str, section: str) -> str:
-    """Put `section` (starting with "## Evaluation") in place of the old one, or at the end.
+def replace_section(text: str, section: str, heading: str = SECTION) -> str:
+    """Put `section` (starting with `heading`) in place of the old one, or at the end.
 
     The old section runs to the next second-level heading, so what the trainer wrote and any
     section after ours survive untouched.
     """
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
     body = section.rstrip("\n") + "\n"
     if pattern.search(text):
         return pattern.sub(lambda _: body + "\n", text, count=1).rstrip("\n") + "\n"
@@ -53,13 +60,20 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def evaluation_markdown(ev: Evaluation) -> str:
+def evaluation_markdown(ev: Evaluation, confusion_png: str = "confusion.png",
+                        reliability_png: str = RELIABILITY_PNG) -> str:
     m = ev.metrics
+    if ev.split == NEW:
+        opening = [NEW_SECTION, "", f"Best checkpoint `{Path(ev.checkpoint).name}` on **new images** from "
+                   f"`{ev.data_root}`, which the run never saw: {m.total} images, accuracy **{percent(m.accuracy)}**, "
+                   f"macro F1 {m.macro_f1:.3f}. When these come from where future images will (other patients, "
+                   "plots, batches), this is the figure to trust."]
+    else:
+        opening = [SECTION, "", f"Best checkpoint `{Path(ev.checkpoint).name}` on the **{ev.split}** split: "
+                   f"{m.total} images, accuracy **{percent(m.accuracy)}**, macro F1 {m.macro_f1:.3f}."]
     lines = [
-        SECTION, "",
-        f"Best checkpoint `{Path(ev.checkpoint).name}` on the **{ev.split}** split: {m.total} images, "
-        f"accuracy **{percent(m.accuracy)}**, macro F1 {m.macro_f1:.3f}.", "",
-        "![Confusion matrix: rows are the true class, columns the predicted one](confusion.png)", "",
+        *opening, "",
+        f"![Confusion matrix: rows are the true class, columns the predicted one]({confusion_png})", "",
         "### Per class", "",
         "| class | precision | recall | F1 | images |", "|---|---:|---:|---:|---:|",
     ]
@@ -70,7 +84,7 @@ def evaluation_markdown(ev: Evaluation) -> str:
     for d in ev.diagnostics:
         advice = f" *Try:* {d.advice}" if d.advice else ""
         lines.append(f"- **{d.severity.capitalize()}: {d.title}.** {d.detail}{advice}")
-    lines += confidence_markdown(ev)
+    lines += confidence_markdown(ev, reliability_png)
     if ev.most_wrong:
         lines += ["", "### Most confident mistakes", "", "| image | true | predicted | confidence |",
                   "|---|---|---|---:|"]
@@ -82,7 +96,7 @@ def evaluation_markdown(ev: Evaluation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def confidence_markdown(ev: Evaluation) -> list[str]:
+def confidence_markdown(ev: Evaluation, reliability_png: str = RELIABILITY_PNG) -> list[str]:
     c = ev.calibration
     if c is None:
         return ["", "### Confidence", "", "This model predates calibration: its probabilities are as trained, and "
@@ -92,7 +106,7 @@ def confidence_markdown(ev: Evaluation) -> list[str]:
              f"were right) on these {ev.metrics.total} images: **{percent(c.before.ece)}** as trained, "
              f"**{percent(c.after.ece)}** with the fitted temperature ({c.temperature:.2f}), which every prediction "
              "uses.",
-             "", f"![Reliability diagram: confidence against observed accuracy]({RELIABILITY_PNG})"]
+             "", f"![Reliability diagram: confidence against observed accuracy]({reliability_png})"]
     if c.space:
         from studio.core.trust import SPACE_WORDS
 

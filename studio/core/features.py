@@ -10,7 +10,8 @@ input size or resize rule never reuses features made the old way.
 The store is its own SQLite file under `<project>/features/`. Every batch is one
 transaction, so a cancelled or killed computation leaves only complete rows, which
 the next call reuses. Content hashes are remembered per (path, size, mtime) so a
-second call on 10,000 unchanged files reads none of their bytes.
+second call on 10,000 unchanged files reads none of their bytes. Results made from many
+images' features at once (the near-copy groups of studio.core.near_copies) are kept in it too.
 """
 
 from __future__ import annotations
@@ -58,7 +59,13 @@ CREATE TABLE IF NOT EXISTS thumbs (
 )""", """
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL
+)""", """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY, made INTEGER NOT NULL, value BLOB NOT NULL
 )""")
+# Results derived from many images' features (studio.core.near_copies) kept per project: the newest few,
+# since each set of images (a class added, one image fixed) makes a new one.
+RESULTS_KEPT = 8
 
 
 def _network() -> torch.nn.Module:
@@ -191,6 +198,19 @@ class FeatureStore:
                 if digest in hashes:
                     found[digest] = np.frombuffer(blob, dtype=dtype)
         return found
+
+    def recall(self, key: str) -> bytes | None:
+        """A result kept under `key`, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def keep(self, key: str, value: bytes) -> None:
+        """Keep a result under `key`, dropping all but the newest RESULTS_KEPT."""
+        with self._connect() as db:
+            made = db.execute("SELECT COALESCE(MAX(made), 0) + 1 FROM results").fetchone()[0]
+            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (key, made, value))
+            db.execute("DELETE FROM results WHERE made <= ?", (made - RESULTS_KEPT,))
 
     def thumbnails(self, paths: Sequence[str | Path], size: int | None = None, **embed_options: object
                    ) -> np.ndarray:

@@ -141,20 +141,21 @@ def _finite(value: Any) -> bool:
 
 def diagnose(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, counts: Mapping[str, int],
              n_classes: int, *, message: str = "", imbalance_setting: str = "none", held_out: bool = True,
-             similarity: Mapping[str, float | None] | None = None) -> list[Diagnostic]:
+             similarity: Mapping[str, float | None] | None = None, solved: bool = False) -> list[Diagnostic]:
     """Plain-language findings about a run, most serious first, each with what to try next.
 
     history: per-epoch rows as in history.csv; metrics: of the evaluated split; counts:
     training images per class; message: the run's own failure message, if any (a run stopped by
     a NaN loss never writes that epoch to its history); held_out: False when `metrics` were
     measured on the training images, which then say nothing about generalizing; similarity: how
-    close the evaluated images are to the training images (see `studio.core.leakage`).
+    close the evaluated images are to the training images (see `studio.core.leakage`); solved: the last
+    layer was solved exactly, so its rounds converge to an answer that more time would not change.
     A class is blamed only when the run had finished learning: while the loss still falls,
     the cure is more training, not more images.
     """
     out: list[Diagnostic] = []
     out += _nan_loss(history, message)
-    out += _learning(history, metrics, n_classes, held_out)
+    out += _learning(history, metrics, n_classes, held_out, solved)
     out += _data(counts, imbalance_setting)
     if similarity:
         from studio.core.leakage import leak_diagnostics
@@ -191,7 +192,7 @@ def _nan_loss(history: Sequence[Mapping[str, Any]], message: str) -> list[Diagno
 
 
 def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_classes: int,
-              held_out: bool) -> list[Diagnostic]:
+              held_out: bool, solved: bool = False) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     rows = [r for r in history if _finite(r.get("train_acc"))]
     last = rows[-1] if rows else {}
@@ -231,7 +232,8 @@ def _learning(history: Sequence[Mapping[str, Any]], metrics: Metrics | None, n_c
             "EfficientNet-Lite0), add images, or keep Stop early on; the saved model is already the best epoch's.",
             {"train_acc": train_acc, "val_acc": gap_val},
         ))
-    if still_improving(history) and not (_finite(train_acc) and _finite(gap_val) and train_acc - gap_val > 0.15):
+    if not solved and still_improving(history) \
+            and not (_finite(train_acc) and _finite(gap_val) and train_acc - gap_val > 0.15):
         last_val = gap_val if _finite(gap_val) else train_acc
         out.append(Diagnostic(
             "warning" if _finite(last_val) and last_val < 0.95 else "info", "Still improving when training ended",

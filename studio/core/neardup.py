@@ -42,6 +42,9 @@ _BLOCK = 1024
 _FINE_BAND = 0.07
 _FINE_SCALES = (1.0, 1.035, 1.07, 1.105)
 _FINE_PARTNERS = 3
+# What a remembered grouping was made with (studio.core.near_copies): any change here makes new groups.
+METHOD = (f"pixels {PIXEL_THRESHOLD} candidates {CANDIDATES}@{CANDIDATE_THRESHOLD} fine {_FINE_BAND} {_FINE_SCALES} "
+          f"zoom {_ZOOM_CROPS} shift {_SHIFT} match {_MATCH_SIZE} slack {_DIAMETER_SLACK}/{_STEP} v1")
 
 
 def near_duplicate_groups(features: np.ndarray, *, threshold: float | None = None,
@@ -87,7 +90,7 @@ def near_duplicate_groups(features: np.ndarray, *, threshold: float | None = Non
     for members in _components(n, pairs):
         for part in _tighten(members, pairs, scores, limit, all_pairs):
             groups[part] = part.min()
-    return _relabel(groups)
+    return renumber(groups)
 
 
 def exact_copy_groups(hashes: Sequence[str | None]) -> np.ndarray:
@@ -97,7 +100,7 @@ def exact_copy_groups(hashes: Sequence[str | None]) -> np.ndarray:
     for i, digest in enumerate(hashes):
         if digest is not None:
             groups[i] = first.setdefault(digest, i)
-    return _relabel(groups)
+    return renumber(groups)
 
 
 def merge_groups(*groupings: np.ndarray) -> np.ndarray:
@@ -107,7 +110,7 @@ def merge_groups(*groupings: np.ndarray) -> np.ndarray:
     groups = np.arange(n, dtype=np.int64)
     for members in _components(n, np.array(pairs, dtype=np.int64).reshape(-1, 2)):
         groups[members] = members.min()
-    return _relabel(groups)
+    return renumber(groups)
 
 
 def group_lists(groups: np.ndarray) -> list[list[int]]:
@@ -319,7 +322,7 @@ def _same_group_pairs(groups: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
-def _relabel(groups: np.ndarray) -> np.ndarray:
+def renumber(groups: np.ndarray) -> np.ndarray:
     """Group ids 0..k-1 in order of first appearance, so equal inputs give equal outputs."""
     _, first_index, inverse = np.unique(groups, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first_index))

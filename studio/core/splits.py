@@ -245,14 +245,8 @@ def plan_split(paths: Sequence[str], class_names: Sequence[str], labels: Sequenc
 
 def near_duplicate_ids(project_folder: str, files: Sequence[str], *, progress=None, should_stop=None
                        ) -> np.ndarray:
-    """Near-duplicate cluster per file, from the project's cached image features."""
+    """Near-duplicate cluster per file, from the project's cached image features (and its remembered groups)."""
     from studio.core.features import FeatureStore
-    from studio.core.neardup import exact_copy_groups, merge_groups, near_duplicate_groups
+    from studio.core.near_copies import near_copy_groups
 
-    store = FeatureStore(project_folder)
-    features = store.embed_files(list(files), progress=progress, should_stop=should_stop)
-    # Thumbnails confirm a feature match by the pixels: two photos of one thing are not copies.
-    thumbnails = store.thumbnails(list(files))
-    groups = merge_groups(near_duplicate_groups(features, thumbnails=thumbnails),
-                          exact_copy_groups(store.hashes(list(files))))
-    return np.asarray(groups, dtype=np.int64)
+    return near_copy_groups(FeatureStore(project_folder), list(files), progress=progress, should_stop=should_stop)

@@ -87,13 +87,13 @@ def refit_run(run_dir: str | Path, *, space: str | None = None, share: float | N
     The images are read again from the run's data folder, exactly as prediction reads them.
     """
     from studio.core.callbacks import CallbackList
-    from studio.core.evaluate import EvaluationError, _read_config
+    from studio.core.evaluate import EvaluationError, read_config
     from studio.core.loop import PixelBatches
     from studio.core.predict import Predictor
     from studio.core.runfiles import read_split
 
     run = Path(run_dir)
-    config = RunConfig.from_dict(_read_config(run))
+    config = RunConfig.from_dict(read_config(run))
     if space is not None:
         config.train.familiarity_space = space
     if share is not None:

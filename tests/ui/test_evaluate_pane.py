@@ -95,6 +95,31 @@ def test_a_run_without_test_images_shows_validation_and_says_why(qtbot, pane: Ev
     assert pane.banner.level == "info" and "no held-out test images" in pane.banner.text()
 
 
+def test_new_images_from_a_folder_are_the_users_own_test(qtbot, pane: EvaluatePane, trained, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    from studio.core.evaluate import NEW
+    from studio.core.new_images import evaluate_folder
+    from tests.conftest import make_colour_folder
+
+    new = make_colour_folder(tmp_path / "new", per_class=5, seed=11)
+    evaluated(qtbot, pane)
+    shown = pane.split
+    monkeypatch.setattr(pane, "choose_new_folder", lambda: "")  # cancelled: back to what was shown
+    pane.split_combo.setCurrentIndex(pane.split_combo.findData(NEW))
+    assert pane.split == shown and pane.evaluation.split == shown
+    monkeypatch.setattr(pane, "choose_new_folder", lambda: str(new))
+    with qtbot.waitSignal(pane.evaluated, timeout=30_000):
+        pane.split_combo.setCurrentIndex(pane.split_combo.findData(NEW))
+    ev = pane.evaluation
+    assert ev.split == NEW and Path(ev.data_root) == new.resolve() and ev.metrics.total == 15
+    np.testing.assert_array_equal(pane.matrix.cm, evaluate_folder(trained.run, new).confusion)
+    assert pane.summary.text().startswith("New images in new: 15 images")
+    assert pane.banner.level == "info" and "never saw" in pane.banner.text()
+    assert "## Evaluation on new images" in (Path(trained.run) / "report.md").read_text()
+    assert "confusion-new.png" in pane.report_label.text()
+    assert not pane.reviews[0].root()  # no label corrections for images outside the project
+
+
 def test_a_checkpoint_file_cannot_be_evaluated_but_is_said_so(qtbot, pane: EvaluatePane, trained) -> None:
     evaluated(qtbot, pane)
     with qtbot.waitSignal(pane.evaluated, timeout=30_000):

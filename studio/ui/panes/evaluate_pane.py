@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -30,13 +31,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.evaluate import EvaluatedImage, Evaluation
+from studio.core.evaluate import NEW, EvaluatedImage, Evaluation
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
 from studio.ui.widgets.confusion_view import QtConfusionMatrix
 from studio.ui.widgets.evaluation_parts import (
+    NEW_NOTE,
+    NO_TEST_NOTE,
     THUMB,
+    TRUST_NOTE,
+    diagnostics_html,
     evaluate_and_write,
+    evaluate_folder_and_write,
     has_split,
     image_list,
     load_thumbnails,
@@ -47,14 +53,11 @@ from studio.ui.widgets.label_review import KEYS_HINT, QtImageListReview
 from studio.ui.widgets.run_picker import QtRunPicker, run_checkpoint
 from studio.ui.workers import QtTaskRunner
 
-# The test share first: held-out images nothing in the run chose its epochs or settings by.
-SPLITS = (("test", "Held-out test images"), ("val", "Validation images"), ("train", "Training images"))
-TRUST_NOTE = ("The figure to trust: these held-out images were never trained on and never used to choose "
-              "the epoch or the settings.")
-NO_TEST_NOTE = ("This run kept no held-out test images (too few images per class, or none asked for), so "
-                "validation accuracy is shown; it chose the best epoch, so it flatters a little.")
+# The test share first: held-out images nothing in the run chose its epochs or settings by. Last, the user's own
+# test: a folder of labelled images the run never saw, asked for when chosen.
+SPLITS = (("test", "Held-out test images"), ("val", "Validation images"), ("train", "Training images"),
+          (NEW, "New images from a folder…"))
 MAX_CELL_IMAGES = 300
-ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
 WRONG_TAB, CELL_TAB = range(2)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -69,7 +72,9 @@ class EvaluatePane(QWidget):
         super().__init__(parent)
         self.state = state
         self.evaluation: Evaluation | None = None
-        self._cache: dict[tuple[str, str, int], Evaluation] = {}  # (run, split, checkpoint mtime)
+        self._cache: dict[tuple[str, str, int], Evaluation] = {}  # (run, split or new folder, checkpoint mtime)
+        self._new_folder = ""  # the folder of new images, once chosen
+        self._last_split = SPLITS[0][0]
         self._serial = 0
         self._runner = QtTaskRunner("studio-evaluate", self)
         self._runner.result.connect(self._on_evaluated)
@@ -92,8 +97,10 @@ class EvaluatePane(QWidget):
         self.split_combo = QComboBox()
         for key, text in SPLITS:
             self.split_combo.addItem(text, key)
-        self.split_combo.setToolTip("Which of the run's images to judge it by: held-out test images are the fair "
-                                    "judge; validation images chose the best epoch; training images were learned")
+        self.split_combo.setToolTip("Which images to judge the run by: held-out test images are the fair judge; "
+                                    "validation images chose the best epoch; training images were learned; new "
+                                    "images from a folder of your own, labelled by sub-folder, test it on pictures "
+                                    "it never saw")
         self.split_combo.currentIndexChanged.connect(self._on_split)
         top.addWidget(self.split_combo)
         self.again_button = QPushButton("Evaluate again")
@@ -173,7 +180,9 @@ class EvaluatePane(QWidget):
 
     def _review(self, images: QListWidget) -> QtImageListReview:
         """Label corrections for the selected image, suggesting the class the model predicted."""
-        review = QtImageListReview(self.state, images, lambda: self.evaluation and self.evaluation.data_root)
+        # Corrections are for the project's own images: none are offered on new images from elsewhere.
+        review = QtImageListReview(self.state, images, lambda: self.evaluation and self.evaluation.split != NEW
+                                   and self.evaluation.data_root)
         review.failed.connect(lambda message: self.banner.show_message(message, "error"))
         return review
 
@@ -197,16 +206,33 @@ class EvaluatePane(QWidget):
             self.evaluated.emit()
             return
         self._fall_back_from_test(run)
-        key = self._key(run, self.split)
+        if self.split != NEW:
+            self._last_split = self.split  # where a cancelled choice of new images goes back to
+        key = self._key(run, self._what())
         if key in self._cache and not force:
             self._show(self._cache[key])
             self.evaluated.emit()
             return
         self._serial += 1
         self.banner.clear()
-        self.summary.setText(f"Evaluating {Path(run).name} on its {self.split_combo.currentText().lower()}…")
         self.again_button.setEnabled(False)
-        self._runner.submit(evaluate_and_write, self._serial, run, self.split)
+        if self.split == NEW:
+            self.summary.setText(f"Evaluating {Path(run).name} on the new images in {self._new_folder}…")
+            self._runner.submit(evaluate_folder_and_write, self._serial, run, self._new_folder)
+        else:
+            self.summary.setText(f"Evaluating {Path(run).name} on its {self.split_combo.currentText().lower()}…")
+            self._runner.submit(evaluate_and_write, self._serial, run, self.split)
+
+    def _what(self, ev: Evaluation | None = None) -> str:
+        """The split, or for new images the folder they came from: what a cached evaluation is of."""
+        split = ev.split if ev is not None else self.split
+        folder = ev.data_root if ev is not None else self._new_folder
+        return f"{NEW}:{Path(folder).resolve()}" if split == NEW else split
+
+    def choose_new_folder(self) -> str:
+        """The folder of new labelled images to test on ("" when the user cancels)."""
+        return QFileDialog.getExistingDirectory(self, "Choose a folder of new images, one sub-folder per class",
+                                                self._new_folder or str(Path.home()))
 
     def _fall_back_from_test(self, run: str) -> None:
         """A run without test images opens on validation, and says why, rather than on an error."""
@@ -235,7 +261,7 @@ class EvaluatePane(QWidget):
             self.summary.setText("No evaluation")
             self.banner.show_message(error, "error")
         else:
-            self._cache[self._key(evaluation.run_dir, evaluation.split)] = evaluation
+            self._cache[self._key(evaluation.run_dir, self._what(evaluation))] = evaluation
             self._show(evaluation)
         self.evaluated.emit()
 
@@ -253,16 +279,20 @@ class EvaluatePane(QWidget):
             self.report_label.setText("")
             return
         m = ev.metrics
-        self.summary.setText(f"{self.split_combo.currentText()}: {m.total} images · accuracy {100 * m.accuracy:.1f}% "
+        what = f"New images in {Path(ev.data_root).name}" if ev.split == NEW else self.split_combo.currentText()
+        self.summary.setText(f"{what}: {m.total} images · accuracy {100 * m.accuracy:.1f}% "
                              f"· balanced score {100 * m.macro_f1:.1f}% · {len(ev.classes)} classes")
         self.summary.setToolTip("Accuracy: the share of images it gets right. Balanced score (the average F1 over "
                                 "classes): every class counts the same, however many images it has, so a class it "
                                 "fails on pulls this down even when that class is small.")
         if ev.split == "test":
             self.banner.show_message(TRUST_NOTE, "info")
+        elif ev.split == NEW:
+            self.banner.show_message(NEW_NOTE, "info")
         elif ev.split == "val" and getattr(self, "_no_test", False):
             self.banner.show_message(NO_TEST_NOTE, "info")
-        self.report_label.setText(f"Written for reading later: {Path(ev.run_dir) / 'report.md'} and confusion.png")
+        picture = "confusion-new.png" if ev.split == NEW else "confusion.png"
+        self.report_label.setText(f"Written for reading later: {Path(ev.run_dir) / 'report.md'} and {picture}")
         self.matrix.set_matrix(ev.confusion, ev.classes)
         self.per_class.setRowCount(len(m.per_class))
         for i, row in enumerate(m.per_class):
@@ -273,28 +303,13 @@ class EvaluatePane(QWidget):
                 if col:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.per_class.setItem(i, col, item)
-        self.diagnostics.setHtml(self._diagnostics_html(ev))
+        self.diagnostics.setHtml(diagnostics_html(ev))
         for w in ev.most_wrong:
             self._add_image(self.wrong_list, ev, w.path, w.true, w.predicted, w.p_predicted)
         if not ev.most_wrong:
             self.wrong_list.addItem("No mistakes on these images.")
         self._load_thumbnails("wrong", self.wrong_list)
         self.reviews[0].refresh()
-
-    @staticmethod
-    def _diagnostics_html(ev: Evaluation) -> str:
-        parts = []
-        for d in ev.diagnostics:
-            advice = f"<br><b>Try:</b> {d.advice}" if d.advice else ""
-            parts.append(f"<p><b>{ICONS.get(d.severity, '')} {d.title}.</b> {d.detail}{advice}</p>")
-        parts += [f"<p><i>{note}</i></p>" for note in ev.notes]
-        c = ev.calibration
-        if c is not None:
-            parts.append(f"<p><b>Confidence.</b> On these images the probabilities the model gives were off by "
-                         f"{100 * c.before.ece:.1f} points on average as trained, and {100 * c.after.ece:.1f} after "
-                         f"calibration, which every prediction uses. The picture is reliability.png in the run "
-                         f"folder.</p>")
-        return "".join(parts)
 
     def _add_image(self, target: QListWidget, ev: Evaluation, path: str, true: int, predicted: int,
                    p: float) -> None:
@@ -356,13 +371,21 @@ class EvaluatePane(QWidget):
 
     @Slot(int)
     def _on_split(self, _index: int) -> None:
+        if self.split == NEW:
+            folder = self.choose_new_folder()
+            if not folder:  # cancelled: back to what was shown
+                self.split_combo.blockSignals(True)
+                self.split_combo.setCurrentIndex(self.split_combo.findData(self._last_split))
+                self.split_combo.blockSignals(False)
+                return
+            self._new_folder = folder
         if self.isVisible():
             self.evaluate()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
         super().showEvent(event)
         ev = self.evaluation
-        if ev is None or (ev.run_dir, ev.split) != (self.state.current_run, self.split):
+        if ev is None or (ev.run_dir, self._what(ev)) != (self.state.current_run, self._what()):
             self.evaluate()
 
     def shutdown(self) -> None:

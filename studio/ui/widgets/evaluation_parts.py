@@ -1,4 +1,4 @@
-"""The Evaluate page's pieces: its work on worker threads and the lists and table it is built from.
+"""The Evaluate page's pieces: its work on worker threads, its words, and the lists and table it is built from.
 
 Evaluating predicts every image of a split and writes report.md; thumbnails decode files. Both
 run off the UI thread and answer with the request's serial number, so a late answer for a run
@@ -8,6 +8,7 @@ the user has left is dropped.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,20 @@ from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QListWidget, QTableWidget
 
 from studio.core.errors import EvaluationError, ImageError
-from studio.core.evaluate import Evaluation, evaluate_run
+from studio.core.evaluate import NEW, Evaluation, evaluate_run
 from studio.core.evaluation_report import write_evaluation
 from studio.core.images import load_for_model
+from studio.core.new_images import evaluate_folder
 from studio.ui.workers import describe_exception
 
 THUMB = 72
+TRUST_NOTE = ("The figure to trust: these held-out images were never trained on and never used to choose "
+              "the epoch or the settings.")
+NEW_NOTE = ("Measured on new images the run never saw. When they come from where future images will (other "
+            "patients, plots, batches), this is the figure to trust, over the run's own.")
+NO_TEST_NOTE = ("This run kept no held-out test images (too few images per class, or none asked for), so "
+                "validation accuracy is shown; it chose the best epoch, so it flatters a little.")
+ICONS = {"error": "⛔", "warning": "⚠", "info": "ℹ"}
 
 
 def has_split(run: str, split: str) -> bool:
@@ -32,9 +41,10 @@ def has_split(run: str, split: str) -> bool:
         return False
 
 
-def evaluate_and_write(serial: int, run: str, split: str) -> tuple[int, Evaluation | None, str]:
+def evaluate_and_write(serial: int, run: str, split: str,
+                       measure: Callable[[], Evaluation] | None = None) -> tuple[int, Evaluation | None, str]:
     try:
-        evaluation = evaluate_run(run, split)
+        evaluation = measure() if measure else evaluate_run(run, split)
     except EvaluationError as exc:
         return serial, None, str(exc)
     except Exception as exc:
@@ -44,6 +54,11 @@ def evaluate_and_write(serial: int, run: str, split: str) -> tuple[int, Evaluati
     except OSError as exc:
         evaluation.notes.append(f"report.md could not be written: {exc}")
     return serial, evaluation, ""
+
+
+def evaluate_folder_and_write(serial: int, run: str, folder: str) -> tuple[int, Evaluation | None, str]:
+    """The run on a folder of new images, written into its report.md beside its own figures."""
+    return evaluate_and_write(serial, run, NEW, lambda: evaluate_folder(run, folder))
 
 
 def load_thumbnails(serial: int, paths: list[str]) -> tuple[int, dict[str, np.ndarray]]:
@@ -88,3 +103,20 @@ def per_class_table() -> QTableWidget:
                      (3, "One number for both: the harmonic mean of precision and recall")):
         table.horizontalHeaderItem(col).setToolTip(tip)
     return table
+
+
+def diagnostics_html(ev: Evaluation) -> str:
+    """Findings with what to try, the notes and the confidence, as the page's rich text: one place for the
+    words a user reads under "What to try next"."""
+    parts = []
+    for d in ev.diagnostics:
+        advice = f"<br><b>Try:</b> {d.advice}" if d.advice else ""
+        parts.append(f"<p><b>{ICONS.get(d.severity, '')} {d.title}.</b> {d.detail}{advice}</p>")
+    parts += [f"<p><i>{note}</i></p>" for note in ev.notes]
+    c = ev.calibration
+    if c is not None:
+        parts.append(f"<p><b>Confidence.</b> On these images the probabilities the model gives were off by "
+                     f"{100 * c.before.ece:.1f} points on average as trained, and {100 * c.after.ece:.1f} after "
+                     f"calibration, which every prediction uses. The picture is "
+                     f"{'new-reliability.png' if ev.split == NEW else 'reliability.png'} in the run folder.</p>")
+    return "".join(parts)
