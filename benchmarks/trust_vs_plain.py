@@ -8,7 +8,8 @@ Two data sets, each with a held-out folder that neither side ever sees while tra
 
 For each it prints the held-out accuracy of the studio and of the plain loop, the accuracy the
 studio itself reports (test if it held one out, else validation) and the wall times with their
-ratio. The plain loop is what a tutorial writes: ImageFolder, PIL per sample, flips / rotation /
+ratio; then what `studio evaluate RUN --data HELDOUT` (a user's own test on new images) finds and
+says. The plain loop is what a tutorial writes: ImageFolder, PIL per sample, flips / rotation /
 colour jitter, a 3-block CNN, 15 epochs, AdamW. Both run as their own processes and are timed from
 start to exit; the plain loop's own seconds (no interpreter start, no imports) are printed too.
 
@@ -158,6 +159,12 @@ def compare(name: str, train: Path, heldout: Path, size: int, work: Path, plain:
     print(notes)
     print(f"studio (no flags):  held-out {100 * truth:5.1f}%   reports {which} {100 * reported:5.1f}% "
           f"(off by {100 * abs(reported - truth):.1f} points)   wall {studio_s:6.1f} s")
+    from studio.core.new_images import evaluate_folder
+
+    own_test = evaluate_folder(result["run_dir"], heldout)  # `studio evaluate RUN --data HELDOUT`
+    said = [d.title for d in own_test.diagnostics if d.severity == "warning"]
+    print(f"the user's own test (studio evaluate --data): {100 * own_test.metrics.accuracy:5.1f}%   "
+          f"warns: {'; '.join(said) or 'nothing'}")
     if plain:
         acc, loop_s, plain_s = plain_process(train, heldout, size)
         print(f"plain PyTorch loop: held-out {100 * acc:5.1f}%   wall {plain_s:6.1f} s (its loop {loop_s:.1f} s)   "
