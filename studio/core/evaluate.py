@@ -154,12 +154,17 @@ def evaluate_run(run_dir: str | Path, split: str = "val", *, batch_size: int = 6
     if predictor.space == "reference":
         files = [Path(root, *path.split("/")) for path in scored.paths]
         scored.unfamiliar = reference_flags(predictor.familiarity, run, files)
-    familiarity = predictor.familiarity
-    trust = Trust(predictor.temperature, predictor.space, "temperature" in predictor.calibration
-                  or predictor.temperature != 1.0 or familiarity is not None,
-                  familiarity.share if familiarity is not None else 0.95)
-    return build_evaluation(run, split, config=config, classes=predictor.classes, scored=scored, trust=trust,
+    return build_evaluation(run, split, config=config, classes=predictor.classes, scored=scored,
+                            trust=trust_of(predictor),
                             checkpoint=predictor.checkpoint_path, most_wrong_k=most_wrong_k)
+
+
+def trust_of(predictor: Any) -> Trust:
+    """What a loaded `Predictor` says about its own confidence."""
+    familiarity = predictor.familiarity
+    return Trust(predictor.temperature, predictor.space, "temperature" in predictor.calibration
+                 or predictor.temperature != 1.0 or familiarity is not None,
+                 familiarity.share if familiarity is not None else 0.95)
 
 
 def split_rows(run: Path, split: str) -> tuple[dict[str, Any], Path, list[tuple[str, str]]]:

@@ -24,11 +24,11 @@ from studio.core.evaluate import (
     NEW,
     UNKNOWN_CLASS,
     Evaluation,
-    Trust,
     build_evaluation,
     predict_rows,
     read_config,
     reference_flags,
+    trust_of,
 )
 from studio.core.runfiles import read_split
 from studio.core.words import percent
@@ -78,17 +78,14 @@ def evaluate_folder(run_dir: str | Path, folder: str | Path, *, batch_size: int 
         raise EvaluationError(f"{top}: none of its images could be measured (first problem: {first})")
     if predictor.space == "reference":
         scored.unfamiliar = reference_flags(predictor.familiarity, run, [top / p for p in scored.paths])
-    familiarity = predictor.familiarity
-    trust = Trust(predictor.temperature, predictor.space, "temperature" in predictor.calibration
-                  or predictor.temperature != 1.0 or familiarity is not None,
-                  familiarity.share if familiarity is not None else 0.95)
     if scored.skipped:
         parts = "; ".join(f"{n} {why}" for why, n in left_out.items() if n)
         notes = [f"Left out of the {scored.rows} new images: {parts}. report.md names each."]
     else:
         notes = []
-    evaluation = build_evaluation(run, NEW, config=config, classes=predictor.classes, scored=scored, trust=trust,
-                                  checkpoint=predictor.checkpoint_path, most_wrong_k=most_wrong_k, root=top)
+    evaluation = build_evaluation(run, NEW, config=config, classes=predictor.classes, scored=scored,
+                                  trust=trust_of(predictor), checkpoint=predictor.checkpoint_path,
+                                  most_wrong_k=most_wrong_k, root=top)
     evaluation.notes[:0] = notes
     own = own_figure(run)
     unlike = scored.unfamiliar / len(scored.paths) if evaluation.calibration and evaluation.calibration.space else None
