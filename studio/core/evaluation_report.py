@@ -22,13 +22,18 @@ from studio.core.words import percent
 NEW_SECTION = "## Evaluation on new images"
 
 
+def picture_names(split: str) -> tuple[str, str]:
+    """(confusion matrix, reliability diagram) file names in the run folder: new images have their own, beside
+    the run's."""
+    return ("confusion-new.png", f"new-{RELIABILITY_PNG}") if split == NEW else ("confusion.png", RELIABILITY_PNG)
+
+
 def write_evaluation(evaluation: Evaluation, run_dir: str | Path | None = None) -> tuple[Path, Path]:
     """confusion.png and the "## Evaluation" section of report.md; running it again replaces both. An evaluation
     on new images from a folder has a section and pictures of its own, beside the run's own figures."""
     run = Path(run_dir or evaluation.run_dir)
     new = evaluation.split == NEW
-    png = run / ("confusion-new.png" if new else "confusion.png")
-    reliability_png = run / (f"new-{RELIABILITY_PNG}" if new else RELIABILITY_PNG)
+    png, reliability_png = (run / name for name in picture_names(evaluation.split))
     what = f"new images in {Path(evaluation.data_root).name}" if new else evaluation.split
     plot_confusion(evaluation.confusion, evaluation.classes, png,
                    title=f"Confusion matrix — {what}, {evaluation.metrics.total} images")

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.evaluate import NEW, EvaluatedImage, Evaluation
+from studio.core.evaluation_report import picture_names
 from studio.ui.state import QtStudioState
 from studio.ui.widgets.common import QtBanner, array_to_pixmap, heading, hint
 from studio.ui.widgets.confusion_view import QtConfusionMatrix
@@ -291,7 +292,7 @@ class EvaluatePane(QWidget):
             self.banner.show_message(NEW_NOTE, "info")
         elif ev.split == "val" and getattr(self, "_no_test", False):
             self.banner.show_message(NO_TEST_NOTE, "info")
-        picture = "confusion-new.png" if ev.split == NEW else "confusion.png"
+        picture = picture_names(ev.split)[0]
         self.report_label.setText(f"Written for reading later: {Path(ev.run_dir) / 'report.md'} and {picture}")
         self.matrix.set_matrix(ev.confusion, ev.classes)
         self.per_class.setRowCount(len(m.per_class))

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QListWi
 
 from studio.core.errors import EvaluationError, ImageError
 from studio.core.evaluate import NEW, Evaluation, evaluate_run
-from studio.core.evaluation_report import write_evaluation
+from studio.core.evaluation_report import picture_names, write_evaluation
 from studio.core.images import load_for_model
 from studio.core.new_images import evaluate_folder
 from studio.ui.workers import describe_exception
@@ -118,5 +118,5 @@ def diagnostics_html(ev: Evaluation) -> str:
         parts.append(f"<p><b>Confidence.</b> On these images the probabilities the model gives were off by "
                      f"{100 * c.before.ece:.1f} points on average as trained, and {100 * c.after.ece:.1f} after "
                      f"calibration, which every prediction uses. The picture is "
-                     f"{'new-reliability.png' if ev.split == NEW else 'reliability.png'} in the run folder.</p>")
+                     f"{picture_names(ev.split)[1]} in the run folder.</p>")
     return "".join(parts)
